@@ -1,0 +1,24 @@
+"""Pipeline transforms (registered in ``adtool.registry.TRANSFORMS``)."""
+
+from .formatting import PackAnomalyInputs
+from .loading import LoadAnomalyImage, LoadAnomalyMask, image_to_rgb, mask_to_binary
+from .processing import (
+    CenterCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomVerticalFlip,
+    Resize,
+)
+
+__all__ = [
+    "CenterCrop",
+    "LoadAnomalyImage",
+    "LoadAnomalyMask",
+    "PackAnomalyInputs",
+    "RandomHorizontalFlip",
+    "RandomRotation",
+    "RandomVerticalFlip",
+    "Resize",
+    "image_to_rgb",
+    "mask_to_binary",
+]

@@ -1,0 +1,206 @@
+"""Image- and pixel-level anomaly detection metric for mmengine's evaluator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from functools import reduce
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.evaluator import BaseMetric
+from mmengine.structures import BaseDataElement
+
+from adtool.evaluation.report import build_report
+from adtool.registry import METRICS
+
+# report block -> logger key prefix
+_FLAT_KEYS = {
+    "image": ("AUROC", "AUPR", "F1_max"),
+    "pixel": ("AUROC", "AUPRO"),
+}
+
+
+def _scalar(value: Any, name: str) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must hold one value per image, got shape {tuple(value.shape)}"
+            )
+        return value.item()
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def _plane(value: Any, dtype: torch.dtype) -> torch.Tensor:
+    """A (H, W) CPU tensor from an (H, W) or (1, H, W) map or mask."""
+    t = torch.as_tensor(value).detach().cpu()
+    while t.ndim > 2 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 2:
+        raise ValueError(f"expected an (H, W) anomaly map or mask, got shape {tuple(t.shape)}")
+    return t.to(dtype)
+
+
+def _compact_map(value: Any) -> torch.Tensor:
+    """The map as float16, unless a value would overflow float16 (then float32)."""
+    amap = _plane(value, torch.float32)
+    if amap.numel() and float(amap.abs().max()) > torch.finfo(torch.float16).max:
+        return amap
+    return amap.to(torch.float16)
+
+
+def _stack(planes: list[torch.Tensor], size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Stack planes, resizing those not at ``size`` (bilinear for maps, nearest for masks)."""
+    out = []
+    for p in planes:
+        if tuple(p.shape) != size:
+            resized = F.interpolate(
+                p[None, None].float(),
+                size=size,
+                mode=mode,
+                **({"align_corners": False} if mode == "bilinear" else {}),
+            )
+            p = resized[0, 0].to(p.dtype)
+        out.append(p)
+    dtype = reduce(torch.promote_types, {p.dtype for p in out})
+    return torch.stack([p.to(dtype) for p in out])
+
+
+@METRICS.register_module()
+class AnomalyMetric(BaseMetric):
+    """Image AUROC / AUPR / F1-max, pixel AUROC / AUPRO, thresholds and confusion matrix.
+
+    ``compute_metrics`` returns the flat scalars for the logger (``image_AUROC``,
+    ``image_AUPR``, ``image_F1_max``, ``pixel_AUROC``, ``pixel_AUPRO``; a key is left out
+    when its value is undefined, e.g. a one-class split) and keeps the full report on
+    ``self.last_report`` (see :func:`adtool.evaluation.report.build_report`) and the test
+    arrays on ``self.last_arrays`` for :func:`adtool.evaluation.report.write_report`.
+
+    Maps are kept as float16 and masks as uint8 on the CPU to bound memory (a 20M-pixel
+    test set holds 40 MB of maps); a map with values beyond float16's range (|x| > 65504)
+    stays float32, and then the stacked maps are float32. If samples differ in size, which
+    is rare since the pipeline resizes every image, maps (bilinear) and masks (nearest) are
+    resized to the most common size before the pixel metrics.
+
+    Args:
+        collect_device: device used to gather results across ranks. Defaults to 'cpu'.
+        prefix: prefix of the logged keys. Defaults to None (no prefix).
+        collect_dir: folder for gathering results on CPU, see mmengine's ``BaseMetric``.
+            Defaults to None.
+        pixel_metrics: compute pixel AUROC / AUPRO when maps and masks exist. Defaults to
+            True.
+        fpr_limit: FPR bound of AUPRO. Defaults to 0.3.
+    """
+
+    default_prefix = ""
+
+    def __init__(
+        self,
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+        collect_dir: str | None = None,
+        pixel_metrics: bool = True,
+        fpr_limit: float = 0.3,
+    ) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
+        if not 0.0 < fpr_limit <= 1.0:
+            raise ValueError(f"AnomalyMetric fpr_limit must be in (0, 1], got {fpr_limit}")
+        self.pixel_metrics = pixel_metrics
+        self.fpr_limit = fpr_limit
+        self.last_report: dict | None = None
+        self.last_arrays: dict | None = None
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        """Keep each sample's score, label, map, mask and metadata.
+
+        Args:
+            data_batch: the batch from the dataloader (unused).
+            data_samples: dicts from ``AnomalyDataSample.to_dict()`` holding ``pred_score``,
+                ``gt_label``, optionally ``anomaly_map`` and ``gt_mask``, and the metainfo.
+        """
+        for sample in data_samples:
+            if isinstance(sample, BaseDataElement):  # called directly, not via the Evaluator
+                sample = sample.to_dict()
+            if "pred_score" not in sample or "gt_label" not in sample:
+                missing = [k for k in ("pred_score", "gt_label") if k not in sample]
+                raise KeyError(
+                    f"AnomalyMetric needs {missing} in every data sample of "
+                    f"{sample.get('img_path', '<no img_path>')}; the model's predict mode must "
+                    "set pred_score and the test dataset must have labels"
+                )
+            amap = sample.get("anomaly_map")
+            mask = sample.get("gt_mask")
+            label = int(_scalar(sample["gt_label"], "gt_label"))
+            self.results.append(
+                {
+                    "score": _scalar(sample["pred_score"], "pred_score"),
+                    "label": label,
+                    "map": None if amap is None else _compact_map(amap),
+                    "mask": None
+                    if mask is None
+                    else (_plane(mask, torch.float32) > 0).to(torch.uint8),
+                    "img_path": sample.get("img_path"),
+                    "defect_type": sample.get("defect_type", "good" if label == 0 else "unknown"),
+                    "category": sample.get("category"),
+                    "img_shape": sample.get("img_shape"),
+                }
+            )
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """Build the report from every collected sample.
+
+        Returns:
+            Flat metrics for the logger; undefined (None) values are left out.
+        """
+        scores = np.asarray([r["score"] for r in results], dtype=np.float32)
+        labels = np.asarray([r["label"] for r in results], dtype=np.int64)
+        defect_types = [str(r["defect_type"]) for r in results]
+        maps, masks = self._maps_and_masks(results)
+        report = build_report(
+            scores,
+            labels,
+            defect_types,
+            maps=maps,
+            masks=masks,
+            pixel_metrics=self.pixel_metrics,
+            fpr_limit=self.fpr_limit,
+        )
+        self.last_report = report
+        self.last_arrays = {
+            "scores": scores,
+            "labels": labels,
+            "img_paths": [r["img_path"] for r in results],
+            "defect_types": defect_types,
+            "maps": None if maps is None else maps.numpy(),
+            "masks": None if masks is None else masks.numpy(),
+        }
+        flat = {}
+        for block, keys in _FLAT_KEYS.items():
+            values = report.get(block) or {}
+            for key in keys:
+                if values.get(key) is not None:
+                    flat[f"{block}_{key}"] = values[key]
+        return flat
+
+    @staticmethod
+    def _maps_and_masks(results: list) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Stacked (N, H, W) maps and masks at the most common size, or None.
+
+        Maps are None unless every sample has one. Masks are None unless every anomalous
+        sample has one; a normal sample without a mask gets an all-zero mask.
+        """
+        if not results or any(r["map"] is None for r in results):
+            return None, None
+        size = Counter(tuple(r["map"].shape) for r in results).most_common(1)[0][0]
+        maps = _stack([r["map"] for r in results], size, "bilinear")
+        if any(r["mask"] is None and r["label"] == 1 for r in results):
+            return maps, None
+        if all(r["mask"] is None for r in results):
+            return maps, None
+        planes = [
+            r["mask"] if r["mask"] is not None else torch.zeros(size, dtype=torch.uint8)
+            for r in results
+        ]
+        return maps, _stack(planes, size, "nearest")

@@ -1,0 +1,206 @@
+"""Decision thresholds on image scores, and the confusion matrix at a threshold.
+
+Each threshold function returns one entry of the ``thresholds`` block of ``results.json``
+(DESIGN.md, "Outputs: the results contract"). When a split lacks a class the entry keeps
+its keys with ``None`` values and adds a ``"note"`` that says which class is missing,
+instead of raising.
+
+Conventions: label 1 is anomalous; an image is predicted anomalous when
+``score >= threshold``. Among equally good candidates the lowest threshold wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adtool.evaluation.functional import ArrayLike, roc_curve, to_numpy
+
+NO_ANOMALOUS = "only normal images (label 0) in this split; no anomalous image to separate"
+NO_NORMAL = "only anomalous images (label 1) in this split; no normal image to separate"
+NO_IMAGES = "no images in this split"
+
+# Confusion matrix threshold: the first of these whose value is known.
+CONFUSION_ORDER = ("f1_percentile", "youden_j", "f1_uniform", "percentile_95")
+
+
+def _split(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    s = to_numpy(scores, np.float64).ravel()
+    y = to_numpy(labels, np.float64).ravel() > 0
+    if s.size != y.size:
+        raise ValueError(f"scores has {s.size} elements but labels has {y.size}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or inf; check the model's output before thresholding")
+    return s, y
+
+
+def _missing_class_note(y: np.ndarray) -> str | None:
+    if y.size == 0:
+        return NO_IMAGES
+    if not y.any():
+        return NO_ANOMALOUS
+    if y.all():
+        return NO_NORMAL
+    return None
+
+
+def _f1_at(scores: np.ndarray, labels: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """F1 at every candidate threshold, counted by binary search on the sorted scores."""
+    pos = np.sort(scores[labels])
+    neg = np.sort(scores[~labels])
+    tp = pos.size - np.searchsorted(pos, candidates, side="left")
+    fp = neg.size - np.searchsorted(neg, candidates, side="left")
+    fn = pos.size - tp
+    return 2.0 * tp / np.maximum(2 * tp + fp + fn, 1)
+
+
+def _best_f1(scores: ArrayLike, labels: ArrayLike, grid: str) -> dict:
+    s, y = _split(scores, labels)
+    note = _missing_class_note(y)
+    if note is not None:
+        return {"value": None, "f1": None, "note": note}
+    if grid == "percentile":
+        candidates = np.percentile(s, np.linspace(0.0, 100.0, 1001))
+    else:
+        candidates = np.linspace(s.min(), s.max(), 1001)
+    f1 = _f1_at(s, y, candidates)
+    best = int(np.argmax(f1))  # candidates ascend: the first maximum is the lowest threshold
+    return {"value": float(candidates[best]), "f1": float(f1[best])}
+
+
+def f1_percentile_threshold(scores: ArrayLike, labels: ArrayLike) -> dict:
+    """Threshold with the best F1 among the score percentiles 0, 0.1, ..., 100.
+
+    Percentiles use numpy's linear interpolation, so a threshold may fall between two
+    scores.
+
+    Args:
+        scores: (N,) anomaly scores.
+        labels: (N,) 0 normal / 1 anomalous.
+
+    Returns:
+        ``{"value": threshold, "f1": f1}``; both None plus ``"note"`` for one class.
+    """
+    return _best_f1(scores, labels, grid="percentile")
+
+
+def f1_uniform_threshold(scores: ArrayLike, labels: ArrayLike) -> dict:
+    """Threshold with the best F1 among 1001 evenly spaced values from min to max score.
+
+    Returns:
+        ``{"value": threshold, "f1": f1}``; both None plus ``"note"`` for one class.
+    """
+    return _best_f1(scores, labels, grid="uniform")
+
+
+def youden_j_threshold(scores: ArrayLike, labels: ArrayLike) -> dict:
+    """Threshold maximising Youden's J = TPR - FPR on the ROC curve (torchmetrics ``binary_roc``).
+
+    The ROC thresholds are the distinct scores, so the value is an observed score.
+
+    Returns:
+        ``{"value", "sensitivity", "specificity"}`` (sensitivity = TPR, specificity =
+        1 - FPR at that threshold); all None plus ``"note"`` for one class.
+    """
+    s, y = _split(scores, labels)
+    note = _missing_class_note(y)
+    if note is not None:
+        return {"value": None, "sensitivity": None, "specificity": None, "note": note}
+    fpr, tpr, thr = roc_curve(s, y)
+    # Point 0 is torchmetrics' "predict nothing" point with an infinite threshold.
+    # Thresholds descend, so the last maximum is the lowest threshold among ties.
+    j = (tpr - fpr)[1:]
+    best = j.size - int(np.argmax(j[::-1]))
+    # Snap to the observed score: the curve's thresholds went through a [0, 1] rescale.
+    value = s[np.argmin(np.abs(s - thr[best]))]
+    return {
+        "value": float(value),
+        "sensitivity": float(tpr[best]),
+        "specificity": float(1.0 - fpr[best]),
+    }
+
+
+def percentile_threshold(normal_scores: ArrayLike, q: float = 95) -> dict:
+    """The ``q``-th percentile of the normal images' scores (numpy linear interpolation).
+
+    Args:
+        normal_scores: scores of normal images only.
+        q: percentile in [0, 100]. Defaults to 95.
+
+    Returns:
+        ``{"value": threshold}``; None plus ``"note"`` when there is no normal score.
+    """
+    s = to_numpy(normal_scores, np.float64).ravel()
+    if s.size == 0:
+        return {"value": None, "note": "no normal images (label 0) in this split"}
+    return {"value": float(np.percentile(s, q))}
+
+
+def compute_thresholds(scores: ArrayLike, labels: ArrayLike) -> dict:
+    """The four thresholds of the results contract.
+
+    Returns:
+        ``{"f1_percentile": ..., "f1_uniform": ..., "youden_j": ..., "percentile_95": ...}``.
+    """
+    s, y = _split(scores, labels)
+    return {
+        "f1_percentile": f1_percentile_threshold(s, y),
+        "f1_uniform": f1_uniform_threshold(s, y),
+        "youden_j": youden_j_threshold(s, y),
+        "percentile_95": percentile_threshold(s[~y], 95),
+    }
+
+
+def confusion_at(scores: ArrayLike, labels: ArrayLike, threshold: float) -> dict:
+    """Confusion matrix with ``score >= threshold`` predicted anomalous (positive).
+
+    ``precision`` is 0 when nothing is predicted anomalous and ``recall`` is 0 when there is
+    no anomalous image (both would be 0/0); ``accuracy`` is 0 for an empty split.
+
+    Returns:
+        ``{"TP", "FN", "TN", "FP"}`` (ints) and ``{"accuracy", "precision", "recall"}``.
+    """
+    s, y = _split(scores, labels)
+    pred = s >= threshold
+    tp = int(np.sum(pred & y))
+    fp = int(np.sum(pred & ~y))
+    fn = int(np.sum(~pred & y))
+    tn = int(np.sum(~pred & ~y))
+    return {
+        "TP": tp,
+        "FN": fn,
+        "TN": tn,
+        "FP": fp,
+        "accuracy": (tp + tn) / s.size if s.size else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+    }
+
+
+def confusion_report(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    thresholds: dict,
+    order: tuple[str, ...] = CONFUSION_ORDER,
+) -> dict:
+    """The ``confusion`` block: the matrix at the first threshold in ``order`` with a value.
+
+    Returns:
+        ``{"threshold": name, "threshold_value": value, **confusion_at(...)}``. When no
+        threshold has a value, ``threshold`` and every count are None and ``"note"`` says
+        why.
+    """
+    for name in order:
+        value = (thresholds.get(name) or {}).get("value")
+        if value is not None:
+            return {
+                "threshold": name,
+                "threshold_value": value,
+                **confusion_at(scores, labels, value),
+            }
+    empty = dict.fromkeys(("TP", "FN", "TN", "FP", "accuracy", "precision", "recall"))
+    return {
+        "threshold": None,
+        "threshold_value": None,
+        **empty,
+        "note": "no threshold could be computed for this split",
+    }

@@ -1,0 +1,69 @@
+"""PatchCore.
+
+"Towards Total Recall in Industrial Anomaly Detection", Roth et al., CVPR 2022,
+https://arxiv.org/abs/2106.08265. A memory bank of locally aware patch features from a
+frozen ImageNet backbone, subsampled by greedy coreset; a test patch scores its distance
+to the nearest bank entry, the image its worst patch (reweighted).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from adtool.models.anomaly.base import MemoryBankModel
+from adtool.models.components import gaussian_blur
+from adtool.registry import MODELS
+
+
+@MODELS.register_module()
+class PatchCore(MemoryBankModel):
+    """Backbone + :class:`LocalPatchAggregator` neck + :class:`KNNMemoryHead`.
+
+    Args:
+        backbone: Config of the frozen feature extractor.
+        neck: Config of the patch aggregation.
+        head: Config of the memory-bank head.
+        blur_sigma: Std of the Gaussian smoothing of the upsampled map, in pixels.
+            Defaults to 4 (paper).
+        data_preprocessor: Config of the batch normaliser. Defaults to None.
+        init_cfg: mmengine init config. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        neck: dict,
+        head: dict,
+        blur_sigma: float = 4.0,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck)
+        self.head = MODELS.build(head)
+        self.blur_sigma = blur_sigma
+
+    def patch_embeddings(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D, h, w) locally aware patch features."""
+        return self.neck(self.backbone(inputs))
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.patch_embeddings(inputs), "b d h w -> (b h w) d")
+
+    def fit_embeddings(self, embeddings: torch.Tensor) -> None:
+        self.head.fit(embeddings)
+
+    @torch.no_grad()
+    def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patch_scores, image_scores = self.head(self.patch_embeddings(inputs))
+        maps = F.interpolate(
+            patch_scores.unsqueeze(1),
+            size=inputs.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
+        maps = gaussian_blur(maps, self.blur_sigma).squeeze(1)
+        return image_scores, maps

@@ -1,0 +1,130 @@
+"""CNN feature extractor from timm with offline weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from mmengine.model import BaseModule
+
+from adtool.errors import WeightsNotFoundError
+from adtool.models.backbones.weights import load_timm_state_dict, resolve_backbone_weights
+from adtool.registry import MODELS
+
+
+class _DropUnexpectedKeys(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected keys")
+
+
+@contextmanager
+def _quiet_head_keys() -> Iterator[None]:
+    """Silence timm's notice that head weights went unused by a features-only network.
+
+    The state dict is a full classifier's; ``features_only`` drops the head by design.
+    Missing keys still fail loudly.
+    """
+    logger = logging.getLogger("timm.models._builder")
+    quiet = _DropUnexpectedKeys()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+def _check_covered(model, state: dict, arch: str, path) -> None:
+    """Refuse a file that leaves any layer of the feature network at random init.
+
+    timm loads features-only networks non-strictly and only logs missing keys.
+    """
+    # FeatureGetterNet (transformers) nests the network under 'model.'.
+    missing = [
+        k for k in model.state_dict() if k not in state and k.removeprefix("model.") not in state
+    ]
+    if missing:
+        raise WeightsNotFoundError(
+            f"weights file {path} lacks {len(missing)} tensors of {arch} (e.g. {missing[0]}); "
+            "it is for another network"
+        )
+
+
+@MODELS.register_module()
+class TimmBackbone(BaseModule):
+    """Multi-level features of a timm network (``features_only``).
+
+    Args:
+        arch: timm model name, e.g. ``'wide_resnet50_2'`` or ``'tf_efficientnet_lite0'``.
+        out_indices: Feature levels to return. Defaults to (2, 3).
+        frozen: Freeze all parameters and keep the network in eval mode (batch-norm
+            statistics fixed), as feature-embedding methods require. Defaults to True.
+        weights: ``'imagenet'`` to resolve offline weights (see
+            :func:`resolve_backbone_weights`), a file path, or None for random init
+            (tests). Defaults to ``'imagenet'``.
+        backbone_dir: Folder holding ``<arch>.<ext>`` weight files. Defaults to
+            ``$ADTOOL_BACKBONE_DIR`` or ``./backbones``.
+        model_kwargs: Extra keyword arguments for ``timm.create_model``. Defaults to None.
+        init_cfg: mmengine init config. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        out_indices: Sequence[int] = (2, 3),
+        frozen: bool = True,
+        weights: str | os.PathLike | None = "imagenet",
+        backbone_dir: str | os.PathLike | None = None,
+        model_kwargs: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import timm
+
+        self.arch = arch
+        self.out_indices = tuple(out_indices)
+        self.frozen = frozen
+        kwargs = dict(features_only=True, out_indices=self.out_indices, **(model_kwargs or {}))
+        if weights is None:
+            self.model = timm.create_model(arch, pretrained=False, **kwargs)
+        else:
+            path = resolve_backbone_weights(arch, weights, backbone_dir)
+            state = load_timm_state_dict(arch, path)
+            # timm's own loader applies the arch's key filters; the state dict is passed
+            # in directly so timm never looks at the hub.
+            with _quiet_head_keys():
+                self.model = timm.create_model(
+                    arch, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state), **kwargs
+                )
+            self.weights_path = str(path)
+            _check_covered(self.model, state, arch, path)
+        if frozen:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of each returned level."""
+        return list(self.model.feature_info.channels())
+
+    @property
+    def reductions(self) -> list[int]:
+        """Stride of each returned level relative to the input."""
+        return list(self.model.feature_info.reduction())
+
+    def init_weights(self) -> None:
+        """Weights are loaded in ``__init__``; mmengine's re-initialisation must not undo it."""
+
+    def train(self, mode: bool = True) -> TimmBackbone:
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.frozen:
+            with torch.no_grad():
+                return self.model(x)
+        return self.model(x)

@@ -1,0 +1,3 @@
+from .knn_memory_head import KNNMemoryHead
+
+__all__ = ["KNNMemoryHead"]

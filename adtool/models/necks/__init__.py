@@ -1,0 +1,3 @@
+from .patch_aggregator import LocalPatchAggregator
+
+__all__ = ["LocalPatchAggregator"]

@@ -1,0 +1,3 @@
+from .anomaly_data_sample import AnomalyDataSample
+
+__all__ = ["AnomalyDataSample"]

@@ -1,0 +1,11 @@
+"""Test a saved model: python tools/test.py CONFIG CHECKPOINT [options]."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adtool.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    main(["test", *sys.argv[1:]], prog_name="tools/test.py")
