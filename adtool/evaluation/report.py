@@ -15,6 +15,8 @@ because the split lacks a class.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -237,6 +239,7 @@ def write_report(
     if arrays is None:
         return
     scores, labels = arrays["scores"], arrays["labels"]
+    atomic_write_text(out / "scores.csv", format_scores_csv(arrays, report))
     plot_histogram(scores, labels, report.get("thresholds"), out / "histogram.png")
     plot_roc(scores, labels, out / "roc.png")
     plot_pr(scores, labels, out / "pr.png")
@@ -245,6 +248,21 @@ def write_report(
         save_overlays(
             arrays, out, max_per_defect=max_maps_per_defect, threshold=pixel.get("threshold")
         )
+
+
+def format_scores_csv(arrays: dict, report: dict | None = None) -> str:
+    """One row per test image: path, defect type, label, score and the predicted label
+    at the confusion threshold (empty when there is none)."""
+    threshold = ((report or {}).get("confusion") or {}).get("threshold_value")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["img_path", "defect_type", "gt_label", "score", "pred_label"])
+    for path, defect, label, score in zip(
+        arrays["img_paths"], arrays["defect_types"], arrays["labels"], arrays["scores"]
+    ):
+        pred = "" if threshold is None else int(score >= threshold)
+        writer.writerow([path, defect, int(label), f"{float(score):.9g}", pred])
+    return buf.getvalue()
 
 
 def load_results(path: str | os.PathLike) -> dict:

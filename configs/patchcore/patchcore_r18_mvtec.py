@@ -1,7 +1,7 @@
 # PatchCore with ResNet-18 layers 2+3 (a light backbone; embeddings kept at 384-d).
-_base_ = './patchcore_wrn50_mvtec.py'
+_base_ = "./patchcore_wrn50_mvtec.py"
 
 model = dict(
-    backbone=dict(arch='resnet18'),
+    backbone=dict(arch="resnet18"),
     neck=dict(embed_dim=None),
 )

@@ -2,45 +2,45 @@
 # 3x3 neighbourhood aggregation, 1024-d embeddings, 10% greedy coreset (128-d random
 # projection), 9-NN reweighting, 256 px resized and centre-cropped to 224, blur sigma 4.
 _base_ = [
-    '../_base_/datasets/mvtec.py',
-    '../_base_/default_runtime.py',
-    '../_base_/schedules/fit.py',
+    "../_base_/datasets/mvtec.py",
+    "../_base_/default_runtime.py",
+    "../_base_/schedules/fit.py",
 ]
 
 image_size = 256
 crop_size = 224
 
 model = dict(
-    type='PatchCore',
+    type="PatchCore",
     data_preprocessor=dict(
-        type='AnomalyDataPreprocessor',
+        type="AnomalyDataPreprocessor",
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
     ),
     backbone=dict(
-        type='TimmBackbone',
-        arch='wide_resnet50_2',
+        type="TimmBackbone",
+        arch="wide_resnet50_2",
         out_indices=(2, 3),
         frozen=True,
-        weights='imagenet',
+        weights="imagenet",
     ),
-    neck=dict(type='LocalPatchAggregator', kernel_size=3, target='first', embed_dim=1024),
-    head=dict(type='KNNMemoryHead', coreset_ratio=0.1, num_neighbors=9, projection_dim=128),
+    neck=dict(type="LocalPatchAggregator", kernel_size=3, target="first", embed_dim=1024),
+    head=dict(type="KNNMemoryHead", coreset_ratio=0.1, num_neighbors=9, projection_dim=128),
     blur_sigma=4.0,
 )
 
 train_pipeline = [
-    dict(type='LoadAnomalyImage'),
-    dict(type='Resize', size=image_size),
-    dict(type='CenterCrop', size=crop_size),
-    dict(type='PackAnomalyInputs'),
+    dict(type="LoadAnomalyImage"),
+    dict(type="Resize", size=image_size),
+    dict(type="CenterCrop", size=crop_size),
+    dict(type="PackAnomalyInputs"),
 ]
 test_pipeline = [
-    dict(type='LoadAnomalyImage'),
-    dict(type='LoadAnomalyMask'),
-    dict(type='Resize', size=image_size),
-    dict(type='CenterCrop', size=crop_size),
-    dict(type='PackAnomalyInputs'),
+    dict(type="LoadAnomalyImage"),
+    dict(type="LoadAnomalyMask"),
+    dict(type="Resize", size=image_size),
+    dict(type="CenterCrop", size=crop_size),
+    dict(type="PackAnomalyInputs"),
 ]
 train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
 test_dataloader = dict(batch_size=8, dataset=dict(pipeline=test_pipeline))

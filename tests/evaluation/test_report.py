@@ -58,6 +58,12 @@ def test_write_report_files_and_contract(tmp_path):
     for name in ("results.json", "results.txt", "histogram.png", "roc.png", "pr.png"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.rglob("*.tmp"))
+    rows = (out / "scores.csv").read_text().splitlines()
+    assert rows[0] == "img_path,defect_type,gt_label,score,pred_label"
+    assert len(rows) == 1 + len(arrays["scores"])
+    first = rows[1].split(",")
+    assert float(first[3]) == pytest.approx(float(arrays["scores"][0]))
+    assert first[2] == str(int(arrays["labels"][0]))
     for defect, n in (("good", 2), ("crack", 2), ("hole", 2)):
         assert len(list((out / "maps" / defect).glob("*.png"))) == n
 
