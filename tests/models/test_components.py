@@ -71,3 +71,22 @@ def test_gaussian_blur_preserves_mass_and_spreads_peak():
     var = (y[0, 0].sum(0) * coords**2).sum()
     assert abs(var.sqrt().item() - 4.0) < 0.1
     assert gaussian_blur(x, 0) is x
+
+
+def test_pruned_greedy_selects_exactly_what_plain_greedy_selects():
+    g = torch.Generator().manual_seed(4)
+    centers = torch.randn(30, 24, generator=g, dtype=torch.float64) * 4
+    x = centers.repeat_interleave(100, 0) + torch.randn(3000, 24, generator=g, dtype=torch.float64)
+    plain = greedy_coreset(x, 400, projection_dim=16, method="plain")
+    pruned = greedy_coreset(x, 400, projection_dim=16, method="pruned")
+    assert torch.equal(plain, pruned)
+    # float32 gives the same coverage (ties may break differently in rounding).
+    r32 = coverage_radius(x.float(), greedy_coreset(x.float(), 400, projection_dim=16))
+    assert abs(r32 - coverage_radius(x, plain)) / coverage_radius(x, plain) < 0.05
+
+
+def test_coreset_rejects_unknown_method():
+    import pytest
+
+    with pytest.raises(ValueError, match="pruned"):
+        greedy_coreset(torch.randn(10, 2), 3, method="fast")

@@ -72,3 +72,43 @@ def test_patchcore_predicts_score_and_full_size_smoothed_map():
     assert len(samples) == 4 and samples[0].anomaly_map.shape == (64, 64)
     # A training image is in-distribution: its map is lower than a novel image's.
     assert samples[3].pred_score > samples[0].pred_score
+
+
+def test_faiss_and_torch_search_agree():
+    import pytest
+
+    from adtool.models.components.knn import faiss_available
+
+    if not faiss_available():
+        pytest.skip("faiss-cpu not installed")
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(300, 16, generator=g)
+    test = torch.randn(2, 16, 4, 4, generator=g)
+    outputs = {}
+    for backend in ("torch", "faiss"):
+        head = KNNMemoryHead(coreset_ratio=0.5, num_neighbors=4, search=backend)
+        head.fit(train)
+        outputs[backend] = head(test)
+    assert torch.allclose(outputs["torch"][0], outputs["faiss"][0], atol=1e-3)
+    assert torch.allclose(outputs["torch"][1], outputs["faiss"][1], atol=1e-3)
+
+
+def test_faiss_requested_without_package_says_how_to_install(monkeypatch):
+    import pytest
+
+    from adtool.models.components import knn
+
+    monkeypatch.setattr(knn, "faiss_available", lambda: False)
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        KNNMemoryHead(search="faiss")
+    assert KNNMemoryHead(search="auto").search == "torch"
+
+
+def test_search_memory_bound_gives_same_scores():
+    g = torch.Generator().manual_seed(1)
+    train, test = torch.randn(500, 8, generator=g), torch.randn(3, 8, 5, 5, generator=g)
+    small = KNNMemoryHead(coreset_ratio=0.5, search_memory_mb=0)  # one query row per block
+    big = KNNMemoryHead(coreset_ratio=0.5)
+    small.fit(train)
+    big.fit(train)
+    assert torch.allclose(small(test)[0], big(test)[0])

@@ -8,6 +8,7 @@ from einops import rearrange
 from torch import nn
 
 from adtool.models.components import greedy_coreset, nearest_neighbors
+from adtool.models.components.knn import FaissFlatIndex, resolve_search_backend
 from adtool.registry import MODELS
 
 
@@ -28,6 +29,14 @@ class KNNMemoryHead(nn.Module):
         seed: Seed of the projection and the first coreset point. Defaults to 0.
         half_precision_bank: Store the bank as float16 (half the memory; distances are
             still computed in float32). Defaults to False.
+        coreset_method: ``'pruned'`` or ``'plain'``, both the exact greedy (see
+            :func:`greedy_coreset`). Defaults to ``'pruned'``.
+        search: Nearest-neighbour backend: ``'torch'`` (chunked matrix multiply, peak
+            extra memory about ``search_memory_mb``), ``'faiss'`` (exact
+            ``IndexFlatL2``; needs faiss-cpu) or ``'auto'`` (faiss when installed).
+            Defaults to ``'torch'``.
+        search_memory_mb: Bound on one distance block of the torch search, in MiB.
+            Defaults to 256.
     """
 
     def __init__(
@@ -37,6 +46,9 @@ class KNNMemoryHead(nn.Module):
         projection_dim: int | None = 128,
         seed: int = 0,
         half_precision_bank: bool = False,
+        coreset_method: str = "pruned",
+        search: str = "torch",
+        search_memory_mb: int = 256,
     ) -> None:
         super().__init__()
         if not 0 < coreset_ratio <= 1:
@@ -46,6 +58,10 @@ class KNNMemoryHead(nn.Module):
         self.projection_dim = projection_dim
         self.seed = seed
         self.half_precision_bank = half_precision_bank
+        self.coreset_method = coreset_method
+        self.search = resolve_search_backend(search)
+        self.search_memory_bytes = int(search_memory_mb) * 2**20
+        self._faiss_index: FaissFlatIndex | None = None
         self.register_buffer("memory_bank", torch.empty(0, 0))
 
     @property
@@ -56,18 +72,22 @@ class KNNMemoryHead(nn.Module):
         """Select the coreset of (N, D) training patch embeddings as the memory bank."""
         n = max(1, int(embeddings.shape[0] * self.coreset_ratio))
         if n < embeddings.shape[0]:
-            idx = greedy_coreset(embeddings, n, self.projection_dim, self.seed)
+            idx = greedy_coreset(
+                embeddings, n, self.projection_dim, self.seed, method=self.coreset_method
+            )
             bank = embeddings[idx]
         else:
             bank = embeddings
         dtype = torch.float16 if self.half_precision_bank else torch.float32
         self.memory_bank = bank.to(dtype).contiguous()
+        self._faiss_index = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The bank's size is only known after fitting: take the checkpoint's shape.
         key = prefix + "memory_bank"
         if key in state_dict:
             self.memory_bank = torch.empty_like(state_dict[key])
+            self._faiss_index = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +96,7 @@ class KNNMemoryHead(nn.Module):
             raise RuntimeError("KNNMemoryHead has no memory bank: fit the model first")
         b, _, h, w = embeddings.shape
         queries = rearrange(embeddings, "b d h w -> (b h w) d")
-        dist, idx = nearest_neighbors(queries, self.memory_bank, k=1)
+        dist, idx = self.search_bank(queries, k=1)
         patch_scores = dist.view(b, h * w)
         nn_index = idx.view(b, h * w)
         worst = patch_scores.argmax(1)
@@ -87,10 +107,18 @@ class KNNMemoryHead(nn.Module):
         )
         return patch_scores.view(b, h, w), image_scores
 
+    def search_bank(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances and indices of the ``k`` nearest bank entries of each query row."""
+        if self.search == "faiss":
+            if self._faiss_index is None:
+                self._faiss_index = FaissFlatIndex(self.memory_bank)
+            return self._faiss_index.search(queries, k)
+        return nearest_neighbors(queries, self.memory_bank, k, self.search_memory_bytes)
+
     def _reweight(self, test_patch: torch.Tensor, nn_index: torch.Tensor) -> torch.Tensor:
         """1 - softmax weight of m* among its b bank neighbours, for each image (B,)."""
         bank = self.memory_bank.float()
-        _, support = nearest_neighbors(bank[nn_index], bank, k=self.num_neighbors)
+        _, support = self.search_bank(bank[nn_index], k=self.num_neighbors)
         # support[:, 0] is m* itself (distance 0 to itself).
         dist = torch.linalg.vector_norm(test_patch.unsqueeze(1).float() - bank[support], dim=-1)
         return 1 - F.softmax(dist, dim=1)[:, 0]
