@@ -90,7 +90,8 @@ class BaseAnomalyDataset(BaseDataset):
     items by path, decides ``has_masks`` and keeps the requested split.
 
     Args:
-        data_root: Folder that holds the category folders.
+        data_root: Folder that holds the category folders. Defaults to the class's
+            ``DEFAULT_ROOT`` (e.g. ``data/mvtec``).
         category: Category (product) name. Required unless the subclass says otherwise.
         split: ``'train'`` (normal images only) or ``'test'``. Defaults to ``'train'``.
         pipeline: Transforms (config dicts or callables) applied to each item.
@@ -110,13 +111,15 @@ class BaseAnomalyDataset(BaseDataset):
     DATASET_KEY = "anomaly"
     #: Describes the expected layout in error messages.
     LAYOUT = "<root>/<category>/..."
+    #: ``data_root`` when the config gives none.
+    DEFAULT_ROOT: str | None = None
     #: Extra advice appended to "not found" errors.
     FIX_HINT = SAMPLE_DATA_HINT
     METAINFO: dict = dict()
 
     def __init__(
         self,
-        data_root: str | Path,
+        data_root: str | Path | None = None,
         category: str | None = None,
         split: str = "train",
         pipeline: Sequence[dict | Callable] = (),
@@ -130,6 +133,10 @@ class BaseAnomalyDataset(BaseDataset):
             raise ConfigError(
                 f"{type(self).__name__} split must be 'train' or 'test', got {split!r}"
             )
+        if data_root is None:
+            if self.DEFAULT_ROOT is None:
+                raise ConfigError(f"{type(self).__name__} needs data_root; pass --data-root")
+            data_root = self.DEFAULT_ROOT
         self.category = category
         self.split = split
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]

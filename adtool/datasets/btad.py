@@ -37,32 +37,9 @@ class BTAD(BaseAnomalyDataset):
     CATEGORIES = ("01", "02", "03")
     DATASET_NAME = "BTAD"
     DATASET_KEY = "btad"
+    DEFAULT_ROOT = "data/btad"
     LAYOUT = "<root>/<category>/{train/ok, test/ok, test/ko, ground_truth/ko}"
     FIX_HINT = "(BTAD categories are '01', '02', '03')"
-
-    def __init__(
-        self,
-        data_root: str | Path = "data/btad",
-        category: str | None = None,
-        split: str = "train",
-        pipeline=(),
-        test_mode: bool = False,
-        indices=None,
-        serialize_data: bool = True,
-        lazy_init: bool = False,
-        max_refetch: int = 1000,
-    ) -> None:
-        super().__init__(
-            data_root=data_root,
-            category=category,
-            split=split,
-            pipeline=pipeline,
-            test_mode=test_mode,
-            indices=indices,
-            serialize_data=serialize_data,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch,
-        )
 
     def category_name(self, data_root: str | Path) -> str:
         # A YAML/CLI value of 1 means '01'.

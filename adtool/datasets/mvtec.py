@@ -55,31 +55,8 @@ class MVTecAD(BaseAnomalyDataset):
     )
     DATASET_NAME = "MVTec AD"
     DATASET_KEY = "mvtec"
+    DEFAULT_ROOT = "data/mvtec"
     LAYOUT = "<root>/<category>/{train/good, test/<defect>, ground_truth/<defect>/<stem>_mask.png}"
-
-    def __init__(
-        self,
-        data_root: str | Path = "data/mvtec",
-        category: str | None = None,
-        split: str = "train",
-        pipeline=(),
-        test_mode: bool = False,
-        indices=None,
-        serialize_data: bool = True,
-        lazy_init: bool = False,
-        max_refetch: int = 1000,
-    ) -> None:
-        super().__init__(
-            data_root=data_root,
-            category=category,
-            split=split,
-            pipeline=pipeline,
-            test_mode=test_mode,
-            indices=indices,
-            serialize_data=serialize_data,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch,
-        )
 
     @classmethod
     def categories_on_disk(cls, data_root: Path) -> list[str]:

@@ -34,31 +34,8 @@ class SampleDataset(MVTecAD):
 
     DATASET_NAME = "sample dataset"
     DATASET_KEY = "sample"
+    DEFAULT_ROOT = "data/sample"
     FIX_HINT = "or run `python tools/make_sample_data.py --out <root>` to generate it"
-
-    def __init__(
-        self,
-        data_root: str | Path = "data/sample",
-        category: str | None = None,
-        split: str = "train",
-        pipeline=(),
-        test_mode: bool = False,
-        indices=None,
-        serialize_data: bool = True,
-        lazy_init: bool = False,
-        max_refetch: int = 1000,
-    ) -> None:
-        super().__init__(
-            data_root=data_root,
-            category=category,
-            split=split,
-            pipeline=pipeline,
-            test_mode=test_mode,
-            indices=indices,
-            serialize_data=serialize_data,
-            lazy_init=lazy_init,
-            max_refetch=max_refetch,
-        )
 
     @classmethod
     def categories_on_disk(cls, data_root: Path) -> list[str]:

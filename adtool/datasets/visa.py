@@ -78,13 +78,14 @@ class VisA(BaseAnomalyDataset):
     )
     DATASET_NAME = "VisA"
     DATASET_KEY = "visa"
+    DEFAULT_ROOT = "data/visa"
     LAYOUT = "<root>/split_csv/1cls.csv with columns object,split,label,image,mask"
     FIX_HINT = "as unpacked from the VisA release"
     DEFAULT_SPLIT_CSV = "split_csv/1cls.csv"
 
     def __init__(
         self,
-        data_root: str | Path = "data/visa",
+        data_root: str | Path | None = None,
         category: str | None = None,
         split: str = "train",
         pipeline=(),
