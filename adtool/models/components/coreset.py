@@ -42,9 +42,9 @@ def greedy_coreset(
       chosen center, ``d(c, a) >= 2 d(x, a)`` means ``c`` is no closer than ``a``),
       which reads 12 bytes per point instead of its feature vector; then, for the
       points left, the distance along the 16 top principal directions, which never
-      exceeds the full distance. Only the survivors get a full distance. On 123k real
-      patch features this is about 12x faster than ``'plain'``, with the same
-      selection up to float rounding at near-ties.
+      exceeds the full distance. Only the survivors get a full distance. On 120k real
+      patch features it measured 12-21x faster than ``'plain'`` (docs/benchmarks.md),
+      with the same selection up to float rounding at near-ties.
     * ``'plain'`` recomputes every point's distance to each new center.
 
     Args:
