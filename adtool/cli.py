@@ -1,4 +1,4 @@
-"""The ``adtool`` command line: train, test, list-configs, print-config.
+"""The ``adtool`` command line: train, test, benchmark, infer, list-configs, print-config.
 
 tools/train.py and tools/test.py call the same commands. A user mistake
 (:class:`adtool.errors.AdtoolError`) prints one line and exits with status 2; anything
@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from adtool.errors import AdtoolError
 
@@ -47,7 +48,28 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _task_table(results: list[dict]) -> Table:
+    """The metrics of a HuggingFace task run (no categories)."""
+    table = Table(title=", ".join(sorted({str(r["config"]) for r in results})))
+    table.add_column("task")
+    names = [k for k in results[0]["metrics"]]
+    for name in (*names, "train s", "img/s"):
+        table.add_column(name, justify="right")
+    for r in results:
+        values = [r["metrics"].get(k) for k in names]
+        timing = r["timing"]
+        table.add_row(
+            r["task"],
+            *("-" if v is None else f"{v:.4f}" for v in values),
+            "-" if timing.get("train_s") is None else f"{timing['train_s']:.1f}",
+            "-" if not timing.get("test_images_per_s") else f"{timing['test_images_per_s']:.1f}",
+        )
+    return table
+
+
 def _summary_table(results: list[dict]) -> Table:
+    if results and "task" in results[0]:
+        return _task_table(results)
     configs = sorted({str(r["config"]) for r in results})
     table = Table(title=", ".join(configs))
     table.add_column("category")
@@ -73,6 +95,9 @@ def _summary_table(results: list[dict]) -> Table:
 
 
 def _print_result(result: dict, work_dir: Path) -> None:
+    if "task" in result:  # a HuggingFace task: no categories, results in work_dir itself
+        console.print(f"[bold]{result['task']}[/]: results -> {work_dir}")
+        return
     image = result["image"]
     auroc = "-" if image["AUROC"] is None else f"{image['AUROC']:.4f}"
     console.print(
@@ -145,12 +170,185 @@ def test(
     console.print(_summary_table(results))
 
 
+@app.command()
+def benchmark(
+    configs: Annotated[
+        list[str] | None,
+        typer.Option("--configs", help="Configs to compare: --configs A.py B.py (paths or stems)."),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Short model names, e.g. patchcore,padim (default configs)."),
+    ] = None,
+    data_root: DataRootOpt = None,
+    categories: Annotated[
+        str, typer.Option("--categories", help="'all', 'a,b' or one category.")
+    ] = "all",
+    work_dir: Annotated[
+        str, typer.Option("--work-dir", help="Output root of the tables and every pair.")
+    ] = "work_dirs/benchmark",
+    cfg_options: CfgOpt = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Dataset preset for every config (mvtec, visa, sample...)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun pairs that already finished.")
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads (torch.set_num_threads).")
+    ] = None,
+) -> None:
+    """Run every (config, category) pair and write benchmark.md/.csv/.json and a heatmap.
+
+    Finished pairs are skipped on a rerun; a failing pair is recorded and the others go on;
+    the exit status is 1 when any pair failed.
+    """
+    import shlex
+
+    from adtool.apis.benchmark import model_configs, run_benchmark
+
+    parts = ["adtool", "benchmark"]
+    if configs:
+        parts += ["--configs", *configs]
+    if models:
+        parts += ["--models", models]
+    for flag, value in (("--data-root", data_root), ("--dataset", dataset)):
+        if value is not None:
+            parts += [flag, value]
+    parts += ["--categories", categories, "--work-dir", work_dir]
+    if cfg_options:
+        parts += ["--cfg-options", *cfg_options]
+    if threads is not None:
+        parts += ["--threads", str(threads)]
+    if force:
+        parts.append("--force")
+    try:
+        names = [*(configs or []), *model_configs(models)]
+        summary = run_benchmark(
+            names,
+            work_dir,
+            data_root=data_root,
+            categories=categories,
+            cfg_options=cfg_options,
+            dataset=dataset,
+            force=force,
+            threads=threads,
+            command=shlex.join(parts),
+            console=err_console,
+        )
+    except AdtoolError as e:
+        _fail(e)
+    console.print(_benchmark_table(summary))
+    style = "bold red" if summary.failed else "bold green"
+    console.print(Text(summary.line(), style=style), highlight=False, soft_wrap=True)
+    for row in summary.failed:
+        console.print(
+            f"  failed {row['config']}/{row['category']}: {row['reason']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _benchmark_table(summary) -> Table:
+    from adtool.apis.benchmark import MEAN
+
+    rows = summary.pairs
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    categories = list(dict.fromkeys(r["category"] for r in rows))
+    cell = {(r["config"], r["category"]): r for r in [*rows, *summary.means]}
+    table = Table(title="image AUROC (best in bold)")
+    table.add_column("config")
+    for category in [*categories, MEAN]:
+        table.add_column(category, justify="right")
+    for config in configs:
+        values = []
+        for category in [*categories, MEAN]:
+            row = cell[(config, category)]
+            if row["image_AUROC"] is None:
+                values.append(row["status"] if category != MEAN else "-")
+            else:
+                text = f"{row['image_AUROC']:.4f}"
+                values.append(f"[bold]{text}[/]" if row["best"] else text)
+        table.add_row(config, *values)
+    return table
+
+
+@app.command()
+def infer(
+    config: ConfigArg,
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint written by train.")],
+    inputs: Annotated[list[str], typer.Argument(help="Images and/or folders (recursive).")],
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Output folder (default work_dirs/infer/<config>)."),
+    ] = None,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--threshold",
+            help="f1_percentile, f1_uniform, youden_j, percentile_95 or a number "
+            "(default: the one stored at test time).",
+        ),
+    ] = None,
+    thresholds_from: Annotated[
+        str | None,
+        typer.Option("--thresholds-from", help="results.json or thresholds.json of the test run."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="Torch device.")] = "cpu",
+    cfg_options: CfgOpt = None,
+) -> None:
+    """Score images with a trained CHECKPOINT: predictions.csv and an overlay per image."""
+    from adtool.apis.inference import infer as run_infer
+
+    try:
+        out_dir = Path(out) if out else Path("work_dirs/infer") / _work_root(config, None).name
+        rows = run_infer(
+            config,
+            checkpoint,
+            inputs,
+            out_dir,
+            threshold,
+            thresholds_from=thresholds_from,
+            device=device,
+            cfg_options=cfg_options,
+        )
+    except AdtoolError as e:
+        _fail(e)
+    if isinstance(rows, dict):  # a HuggingFace task: infer_task's summary
+        count = rows.get("n_images", len(rows.get("predictions", [])))
+        console.print(f"{count} images -> {out_dir}", highlight=False, soft_wrap=True)
+        return
+    labelled = [r for r in rows if r.get("label") is not None]
+    if labelled:
+        first = labelled[0]
+        at = f"{first['threshold_name']} = {first['threshold_value']:.6g}"
+        verdict = f"{sum(r['label'] for r in labelled)} anomalous at {at}"
+    else:
+        verdict = "no threshold stored or given: scores only (use --threshold)"
+    console.print(
+        f"{len(rows)} images: {verdict} -> {out_dir / 'predictions.csv'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("list-configs")
 def list_configs_command() -> None:
     """List every model config."""
-    from adtool.apis.config_index import DEFAULT_CONFIGS, list_configs
+    from adtool.apis.config_index import default_config, list_configs
 
-    defaults = set(DEFAULT_CONFIGS.values())
+    defaults = set()
+    for folder in sorted({p.parent.name for p in list_configs()}):
+        try:
+            found = default_config(folder)
+        except AdtoolError:
+            found = None
+        if found is not None:
+            defaults.add(found.stem)
     table = Table(title="adtool configs")
     table.add_column("model")
     table.add_column("config")
@@ -172,18 +370,27 @@ def print_config(config: ConfigArg, cfg_options: CfgOpt = None) -> None:
     sys.stdout.write(cfg.pretty_text + "\n")
 
 
+# Options that take several values after one flag (argparse's nargs='+'), and what a value
+# looks like; typer wants the flag repeated.
+_MULTI_VALUE_OPTIONS = {
+    "--cfg-options": lambda arg: not arg.startswith("-") and "=" in arg,
+    "--configs": lambda arg: not arg.startswith("-"),
+}
+
+
 def expand_cfg_options(argv: list[str]) -> list[str]:
-    """Accept MMDetection's ``--cfg-options a=1 b=2`` by repeating the flag for typer."""
+    """Accept MMDetection's ``--cfg-options a=1 b=2`` (and ``--configs A.py B.py``) by
+    repeating the flag for typer."""
     out: list[str] = []
-    in_options = False
+    flag = None
     for arg in argv:
-        if arg == "--cfg-options":
-            in_options = True
+        if arg in _MULTI_VALUE_OPTIONS:
+            flag = arg
             continue
-        if in_options and not arg.startswith("-") and "=" in arg:
-            out += ["--cfg-options", arg]
+        if flag is not None and _MULTI_VALUE_OPTIONS[flag](arg):
+            out += [flag, arg]
             continue
-        in_options = False
+        flag = None
         out.append(arg)
     return out
 

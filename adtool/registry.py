@@ -18,6 +18,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
@@ -120,6 +121,10 @@ HOOKS = _registry("hook", MMENGINE_HOOKS, "adtool.engine")
 LOOPS = _registry("loop", MMENGINE_LOOPS, "adtool.engine")
 OPTIMIZERS = _registry("optimizer", MMENGINE_OPTIMIZERS, "adtool.engine")
 OPTIM_WRAPPERS = _registry("optim wrapper", MMENGINE_OPTIM_WRAPPERS, "adtool.engine")
+# Present so that mmengine finds an 'adtool' scope when it builds the default constructor.
+OPTIM_WRAPPER_CONSTRUCTORS = _registry(
+    "optimizer wrapper constructor", MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, "adtool.engine"
+)
 PARAM_SCHEDULERS = _registry("parameter scheduler", MMENGINE_PARAM_SCHEDULERS, "adtool.engine")
 RUNNERS = _registry("runner", MMENGINE_RUNNERS, "adtool.engine")
 VISUALIZERS = _registry("visualizer", MMENGINE_VISUALIZERS, "adtool.visualization")

@@ -8,6 +8,7 @@ DESIGN.md results (results.json, results.txt, plots, overlays) into
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -113,9 +114,9 @@ def resolve_categories(cfg: Config, category: str | None) -> list[str]:
 
 
 def _unload_pretrained(model_cfg) -> None:
-    """Set ``weights=None`` on every TimmBackbone: a checkpoint carries the weights."""
+    """Set ``weights=None`` on every timm backbone: a checkpoint carries the weights."""
     if isinstance(model_cfg, dict):
-        if model_cfg.get("type") == "TimmBackbone":
+        if model_cfg.get("type") in ("TimmBackbone", "ViTTokenBackbone"):
             model_cfg["weights"] = None
         for value in model_cfg.values():
             _unload_pretrained(value)
@@ -156,6 +157,42 @@ def build_runner(
     return runner_cls.from_cfg(cfg)
 
 
+def release_logs(runner) -> None:
+    """Close the run's log file: a benchmark of many pairs would otherwise keep one open
+    file per finished pair (mmengine keeps every logger alive by name)."""
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+
+
+def _after_training(runner) -> dict:
+    """What training did, and the weights to test: the last (default) or the best epoch.
+
+    ``test_from = "best"`` in a config loads the checkpoint that the checkpoint hook kept
+    for the best validation ``image_AUROC`` before testing.
+    """
+    info = runner.message_hub.runtime_info
+    best_path = info.get("best_ckpt")
+    train = {
+        "epochs": runner.epoch,
+        "iters": runner.iter,
+        "best_image_AUROC": info.get("best_score"),
+        "best_checkpoint": best_path,
+        "tested": "last",
+    }
+    test_from = runner.cfg.get("test_from", "last")
+    if test_from not in ("last", "best"):
+        raise ConfigError(f"test_from must be 'last' or 'best', got {test_from!r}")
+    if test_from == "best":
+        if best_path and Path(best_path).is_file():
+            runner.load_checkpoint(best_path)
+            train["tested"] = "best"
+        else:
+            runner.logger.warning("test_from='best' but no best checkpoint was saved; testing last")
+    return train
+
+
 def run_category(
     cfg: Config,
     category: str,
@@ -168,44 +205,57 @@ def run_category(
     Returns:
         The results dict written to ``<work_dir>/results.json``.
     """
+    from adtool.apis.inference import attach_thresholds
     from adtool.evaluation import write_report
     from adtool.fileio import atomic_write_text
 
+    if cfg.get("task", "anomaly") != "anomaly":
+        from adtool.apis.tasks import run_task
+
+        return run_task(cfg, work_dir, checkpoint=checkpoint, resume=resume)
     work_dir = Path(work_dir)
     runner = build_runner(cfg, category, work_dir, checkpoint=checkpoint, resume=resume)
-    atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
-    train_s = 0.0
-    n_train = None
-    if checkpoint is None and runner.cfg.get("train_cfg"):
+    try:
+        atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
+        train_s = 0.0
+        n_train = None
+        train_info = None
+        if checkpoint is None and runner.cfg.get("train_cfg"):
+            start = time.perf_counter()
+            runner.train()
+            train_s = time.perf_counter() - start
+            n_train = len(runner.train_dataloader.dataset)
+            train_info = _after_training(runner)
         start = time.perf_counter()
-        runner.train()
-        train_s = time.perf_counter() - start
-        n_train = len(runner.train_dataloader.dataset)
-    start = time.perf_counter()
-    runner.test()
-    test_s = time.perf_counter() - start
-    metric = runner.test_evaluator.metrics[0]
-    report = metric.last_report
-    n_test = report.get("n_test") or len(runner.test_dataloader.dataset)
-    dataset_type = _dataset_spec(runner.cfg)["type"]
-    results = {
-        "model": runner.cfg.model["type"],
-        "config": Path(runner.cfg.filename).stem if runner.cfg.filename else None,
-        "dataset": dataset_name(dataset_type),
-        "category": category,
-        **{k: v for k, v in report.items() if k not in ("n_test",)},
-        "timing": {
-            "train_s": round(train_s, 3),
-            "test_s": round(test_s, 3),
-            "test_images_per_s": round(n_test / test_s, 3) if test_s > 0 else None,
-        },
-        "n_train": n_train,
-        "n_test": n_test,
-    }
-    if checkpoint is not None:
-        results["checkpoint"] = str(checkpoint)
-    write_report(work_dir, results, metric.last_arrays)
-    return results
+        runner.test()
+        test_s = time.perf_counter() - start
+        metric = runner.test_evaluator.metrics[0]
+        report = metric.last_report
+        n_test = report.get("n_test") or len(runner.test_dataloader.dataset)
+        dataset_type = _dataset_spec(runner.cfg)["type"]
+        results = {
+            "model": runner.cfg.model["type"],
+            "config": Path(runner.cfg.filename).stem if runner.cfg.filename else None,
+            "dataset": dataset_name(dataset_type),
+            "category": category,
+            **{k: v for k, v in report.items() if k not in ("n_test",)},
+            "timing": {
+                "train_s": round(train_s, 3),
+                "test_s": round(test_s, 3),
+                "test_images_per_s": round(n_test / test_s, 3) if test_s > 0 else None,
+            },
+            "n_train": n_train,
+            "n_test": n_test,
+        }
+        if train_info is not None:
+            results["train"] = train_info
+        if checkpoint is not None:
+            results["checkpoint"] = str(checkpoint)
+        write_report(work_dir, results, metric.last_arrays)
+        attach_thresholds(work_dir, results, checkpoint)
+        return results
+    finally:
+        release_logs(runner)
 
 
 def run(
@@ -243,6 +293,14 @@ def run(
         use_dataset(cfg, dataset)
     set_data(cfg, data_root=data_root)
     root = Path(work_dir) if work_dir else Path("work_dirs") / Path(cfg.filename).stem
+    if cfg.get("task", "anomaly") != "anomaly":
+        # HuggingFace tasks (classification, detection, ...) have no categories.
+        from adtool.apis.tasks import run_task
+
+        result = run_task(cfg, root, checkpoint=checkpoint, resume=resume)
+        if on_result is not None:
+            on_result(result)
+        return [result]
     categories = resolve_categories(cfg, category)
     if checkpoint is not None and len(categories) > 1:
         raise ConfigError("a checkpoint belongs to one category; pass --category NAME")

@@ -1,5 +1,6 @@
 """Anomaly-detection datasets and their transforms; importing this registers them all."""
 
+from . import hf  # noqa: F401  (registers the HuggingFace task datasets)
 from .base import IMG_EXTENSIONS, BaseAnomalyDataset, is_image_file, list_images
 from .btad import BTAD
 from .folder import Folder

@@ -1,8 +1,14 @@
 from . import compat
-from .hooks import RichProgressHook
+from .hooks import AnomalyCheckpointHook, RichProgressHook
 from .loops import FitLoop
 from .runner import AnomalyRunner, FitOnlyOptimWrapper
 
 compat.apply()
 
-__all__ = ["AnomalyRunner", "FitLoop", "FitOnlyOptimWrapper", "RichProgressHook"]
+__all__ = [
+    "AnomalyCheckpointHook",
+    "AnomalyRunner",
+    "FitLoop",
+    "FitOnlyOptimWrapper",
+    "RichProgressHook",
+]

@@ -1,9 +1,9 @@
-"""Hooks: rich progress bars for fitting, training, validation and testing."""
+"""Hooks: rich progress bars for every phase, best-checkpoint saving for anomaly metrics."""
 
 from __future__ import annotations
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -85,3 +85,28 @@ class RichProgressHook(Hook):
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._stop()
+
+
+@HOOKS.register_module()
+class AnomalyCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` that tolerates an undefined best-metric value.
+
+    ``save_best='image_AUROC'`` keeps the checkpoint of the best validation epoch. When a
+    validation split holds one class only, :class:`~adtool.evaluation.AnomalyMetric`
+    leaves ``image_AUROC`` out (it is undefined); mmengine's hook would then stop training
+    with a ``KeyError``. This hook warns once and keeps training without a best checkpoint.
+    """
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if self.save_best is not None:
+            wanted = self.save_best if isinstance(self.save_best, list) else [self.save_best]
+            missing = [k for k in wanted if k != "auto" and k not in metrics]
+            if missing:
+                if not getattr(self, "_warned_missing", False):
+                    runner.logger.warning(
+                        f"validation gave no {missing} (one-class split?); the best "
+                        "checkpoint is not tracked"
+                    )
+                    self._warned_missing = True
+                return
+        super()._save_best_checkpoint(runner, metrics)

@@ -1,6 +1,7 @@
 """Anomaly-map overlays on the test images, a few per defect type.
 
-Each PNG shows, side by side: the input image (resized to the map size), the anomaly map as
+Each PNG shows, side by side: the input image as the model saw it (after the pipeline's
+resize and crop; else the file resized to the map size), the anomaly map as
 a jet heat overlay (alpha 0.5) and, when known, the ground-truth mask contour (green) and
 the region predicted at the pixel threshold (dashed red contour). Every map shares one colour
 scale, the global min/max of all maps, so brightness is comparable across images. Uses
@@ -16,10 +17,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adtool.visualization.plots import new_figure, save_figure
+from adtool.visualization.canvas import new_figure, save_figure
 
 
-def _load_image(path: str | None, height: int, width: int) -> np.ndarray | None:
+def _load_image(
+    path: str | None, height: int, width: int, seen: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The image as the model saw it (``seen``, after resize and crop) at the map size;
+    else the file at ``path`` resized to the map size."""
+    if seen is not None:
+        if seen.shape[:2] == (height, width):
+            return seen
+        return np.asarray(Image.fromarray(seen).resize((width, height), Image.BILINEAR))
     if not path:
         return None
     try:
@@ -55,8 +64,8 @@ def save_overlays(
 
     Args:
         arrays: ``AnomalyMetric.last_arrays``: ``maps`` (N, H, W) or None, ``masks``
-            (N, H, W) or None, ``img_paths``, ``defect_types``, ``scores``; ``labels`` is
-            optional.
+            (N, H, W) or None, ``img_paths``, ``defect_types``, ``scores``; optional
+            ``labels`` and ``images`` (the model's uint8 (H, W, 3) inputs, or Nones).
         out_dir: folder that receives ``maps/``.
         max_per_defect: images per defect type, ``good`` included, in test-set order.
             Defaults to 3.
@@ -74,6 +83,7 @@ def save_overlays(
     paths = list(arrays.get("img_paths") or [None] * len(maps))
     defects = [str(d) for d in (arrays.get("defect_types") or ["unknown"] * len(maps))]
     scores = arrays.get("scores")
+    seen = list(arrays.get("images") or [None] * len(maps))
     vmin, vmax = float(maps.min()), float(maps.max())
     if vmax <= vmin:
         vmax = vmin + 1.0
@@ -90,7 +100,7 @@ def save_overlays(
             used.add(stem)
             amap = maps[i].astype(np.float32)
             mask = None if masks is None else np.asarray(masks[i]) > 0
-            image = _load_image(paths[i], height, width)
+            image = _load_image(paths[i], height, width, seen[i])
             third = mask is not None or threshold is not None
             fig = new_figure(3.2 * (3 if third else 2), 3.6)
             axes = fig.subplots(1, 3 if third else 2)

@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from adtool.evaluation.functional import (
     ArrayLike,
@@ -22,7 +20,7 @@ from adtool.evaluation.functional import (
     roc_curve,
     to_numpy,
 )
-from adtool.fileio import atomic_path
+from adtool.visualization.canvas import new_figure, save_figure
 
 # Threshold names of the results contract, with a colour and line style each.
 _THRESHOLD_STYLES = {
@@ -31,21 +29,6 @@ _THRESHOLD_STYLES = {
     "youden_j": ("tab:green", "-."),
     "percentile_95": ("black", ":"),
 }
-
-
-def new_figure(width: float = 6.4, height: float = 4.8, dpi: int = 100) -> Figure:
-    """A matplotlib figure attached to an Agg canvas."""
-    fig = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
 
 
 def _one_class_message(labels: np.ndarray) -> str:

@@ -148,3 +148,30 @@ def test_maps_beyond_float16_range_stay_float32():
 def test_accepts_data_sample_objects():
     metric, metrics = _run(_samples(as_dict=False))
     assert metrics["image_AUROC"] == pytest.approx(15 / 16)
+
+
+def test_metric_keeps_the_model_input_images_for_overlays():
+    import numpy as np
+    import torch
+
+    from adtool.evaluation import AnomalyMetric
+    from adtool.structures import AnomalyDataSample
+
+    metric = AnomalyMetric(pixel_metrics=False)
+    images = [torch.randint(0, 255, (3, 8, 8), dtype=torch.uint8) for _ in range(2)]
+    samples = []
+    for i in range(2):
+        s = AnomalyDataSample(
+            metainfo=dict(img_path=f"{i}.png", defect_type="good" if i == 0 else "x")
+        )
+        s.gt_label = i
+        s.pred_score = torch.tensor(float(i))
+        samples.append(s.to_dict())
+    metric.process({"inputs": images}, samples)
+    metric.compute_metrics(metric.results)
+    kept = metric.last_arrays["images"]
+    assert np.array_equal(kept[1], images[1].permute(1, 2, 0).numpy())
+    metric2 = AnomalyMetric(pixel_metrics=False)
+    metric2.process({}, samples)
+    metric2.compute_metrics(metric2.results)
+    assert metric2.last_arrays["images"] == [None, None]

@@ -79,3 +79,24 @@ def test_no_maps_writes_nothing(tmp_path):
     arrays["maps"] = None
     assert overlays.save_overlays(arrays, tmp_path / "out") == []
     assert not (tmp_path / "out").exists()
+
+
+def test_overlay_background_is_the_image_the_model_saw(tmp_path):
+    """With a centre crop, the file resized to the map size would be misaligned."""
+    import numpy as np
+    from PIL import Image
+
+    from adtool.visualization.overlays import _load_image
+
+    full = np.zeros((40, 40, 3), np.uint8)
+    full[:, :20] = 255  # left half white
+    Image.fromarray(full).save(tmp_path / "a.png")
+    seen = full[10:30, 5:25]  # a crop: its columns 0..14 white, 15..19 black
+    out = _load_image(str(tmp_path / "a.png"), 20, 20, seen)
+    assert np.array_equal(out, seen)
+    assert out[:, :15].min() == 255 and out[:, 15:].max() == 0
+    # Without the seen image, the file is resized instead (white up to column 10 too).
+    resized = _load_image(str(tmp_path / "a.png"), 20, 20)
+    assert resized[:, :9].min() == 255 and resized[:, 11:].max() == 0
+    # A seen image of another size is resized to the map.
+    assert _load_image(None, 10, 10, seen).shape == (10, 10, 3)

@@ -68,6 +68,18 @@ def _stack(planes: list[torch.Tensor], size: tuple[int, int], mode: str) -> torc
     return torch.stack([p.to(dtype) for p in out])
 
 
+def _batch_images(data_batch: Any, n: int) -> list[np.ndarray | None]:
+    """The batch's uint8 (H, W, 3) input images, or Nones when the batch has none."""
+    inputs = data_batch.get("inputs") if isinstance(data_batch, dict) else None
+    if inputs is None or len(inputs) != n:
+        return [None] * n
+    out = []
+    for img in inputs:
+        ok = isinstance(img, torch.Tensor) and img.dtype == torch.uint8 and img.ndim == 3
+        out.append(img.permute(1, 2, 0).contiguous().numpy() if ok and img.shape[0] == 3 else None)
+    return out
+
+
 @METRICS.register_module()
 class AnomalyMetric(BaseMetric):
     """Image AUROC / AUPR / F1-max, pixel AUROC / AUPRO, thresholds and confusion matrix.
@@ -120,7 +132,8 @@ class AnomalyMetric(BaseMetric):
             data_samples: dicts from ``AnomalyDataSample.to_dict()`` holding ``pred_score``,
                 ``gt_label``, optionally ``anomaly_map`` and ``gt_mask``, and the metainfo.
         """
-        for sample in data_samples:
+        images = _batch_images(data_batch, len(data_samples))
+        for sample, image in zip(data_samples, images):
             if isinstance(sample, BaseDataElement):  # called directly, not via the Evaluator
                 sample = sample.to_dict()
             if "pred_score" not in sample or "gt_label" not in sample:
@@ -145,6 +158,7 @@ class AnomalyMetric(BaseMetric):
                     "defect_type": sample.get("defect_type", "good" if label == 0 else "unknown"),
                     "category": sample.get("category"),
                     "img_shape": sample.get("img_shape"),
+                    "image": image,
                 }
             )
 
@@ -175,6 +189,8 @@ class AnomalyMetric(BaseMetric):
             "defect_types": defect_types,
             "maps": None if maps is None else maps.numpy(),
             "masks": None if masks is None else masks.numpy(),
+            # The images as the model saw them (after resize and crop), for the overlays.
+            "images": [r.get("image") for r in results],
         }
         flat = {}
         for block, keys in _FLAT_KEYS.items():

@@ -1,0 +1,46 @@
+"""Datasets of the HuggingFace tasks: classification, detection, segmentation, super-res."""
+
+from .coco import CocoDetection
+from .det_seg_transforms import (
+    LoadSegMask,
+    PackDetInputs,
+    PackSegInputs,
+    RandomFlipWithTargets,
+    ResizeWithTargets,
+)
+from .image_folder import ImageFolderCls
+from .seg_masks import SegMasks
+from .sr_pairs import SRPairs
+from .synthetic import CLS_CLASSES, make_classification_dataset, make_sr_dataset
+from .synthetic_det_seg import make_coco_detection_dataset, make_segmentation_dataset
+from .transforms import (
+    LoadSRPair,
+    PackClsInputs,
+    PackSRInputs,
+    RandomSRCrop,
+    RandomSRFlip,
+    bicubic_downscale,
+)
+
+__all__ = [
+    "CLS_CLASSES",
+    "CocoDetection",
+    "ImageFolderCls",
+    "LoadSRPair",
+    "LoadSegMask",
+    "PackClsInputs",
+    "PackDetInputs",
+    "PackSRInputs",
+    "PackSegInputs",
+    "RandomFlipWithTargets",
+    "RandomSRCrop",
+    "RandomSRFlip",
+    "ResizeWithTargets",
+    "SRPairs",
+    "SegMasks",
+    "bicubic_downscale",
+    "make_classification_dataset",
+    "make_coco_detection_dataset",
+    "make_segmentation_dataset",
+    "make_sr_dataset",
+]

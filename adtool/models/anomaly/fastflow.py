@@ -1,0 +1,114 @@
+"""FastFlow.
+
+"FastFlow: Unsupervised Anomaly Detection and Localization via 2D Normalizing Flows",
+Yu et al., 2021, https://arxiv.org/abs/2111.07677. 2D normalising flows, trained by
+maximum likelihood, map a frozen backbone's feature maps to a standard normal; a pixel
+scores minus the (upsampled) likelihood of its latents, an image its worst pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from adtool.errors import ConfigError
+from adtool.models.anomaly.base import BaseAnomalyModel
+from adtool.registry import MODELS
+
+
+def _size2(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    h, w = size
+    return (int(h), int(w))
+
+
+@MODELS.register_module()
+class FastFlow(BaseAnomalyModel):
+    """Frozen backbone + optional :class:`LayerNormNeck` + :class:`Flow2DHead` + NLL loss.
+
+    The flows need each level's (C, H, W) when they are built, so the model computes
+    them from the backbone at ``input_size`` and hands them to the neck and head
+    (``feature_shapes``); images of another size are refused with a message.
+
+    Args:
+        backbone: Config of the frozen feature extractor (``TimmBackbone`` for CNNs,
+            ``ViTTokenBackbone`` for CaiT / DeiT).
+        head: Config of the flows (:class:`Flow2DHead`).
+        neck: Config of the per-level normalisation (:class:`LayerNormNeck` for CNNs);
+            None for transformers, whose own final norm is used. Defaults to None.
+        loss: Config of the training loss. Defaults to ``dict(type='FlowNLLLoss')``.
+        input_size: Image size (H, W) or side the model is built for; must match the
+            pipeline's ``Resize``. Defaults to 256 (paper, ResNets).
+        data_preprocessor: Config of the batch normaliser. Defaults to None.
+        init_cfg: mmengine init config. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        backbone: dict,
+        head: dict,
+        neck: dict | None = None,
+        loss: dict | None = None,
+        input_size: int | Sequence[int] = 256,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.input_size = _size2(input_size)
+        self.backbone = MODELS.build(backbone)
+        self.feature_shapes = self._backbone_shapes()
+        self.neck = None if neck is None else MODELS.build(self._with_shapes(neck, "neck"))
+        self.head = MODELS.build(self._with_shapes(head, "head"))
+        self.criterion = MODELS.build(loss if loss is not None else dict(type="FlowNLLLoss"))
+
+    def _with_shapes(self, cfg: dict, part: str) -> dict:
+        if "feature_shapes" in cfg:
+            raise ConfigError(
+                f"FastFlow computes model.{part}.feature_shapes from the backbone and "
+                "model.input_size; remove it from the config"
+            )
+        return dict(cfg, feature_shapes=self.feature_shapes)
+
+    @torch.no_grad()
+    def _backbone_shapes(self) -> list[tuple[int, int, int]]:
+        """(C, H, W) of each backbone level at ``input_size``."""
+        shapes = getattr(self.backbone, "feature_shapes", None)
+        if shapes is not None:
+            return [tuple(s) for s in shapes(self.input_size)]
+        # A CNN's exact output sizes (padding, odd sizes) are simplest to read off a
+        # forward pass; it costs one small image once.
+        was_training = self.backbone.training
+        self.backbone.eval()
+        feats = self.backbone(torch.zeros(1, 3, *self.input_size))
+        self.backbone.train(was_training)
+        return [tuple(f.shape[1:]) for f in feats]
+
+    def train(self, mode: bool = True) -> FastFlow:
+        super().train(mode)
+        # Batch-norm statistics of the frozen backbone must never update.
+        if getattr(self.backbone, "frozen", True):
+            self.backbone.eval()
+        return self
+
+    def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> the flows' inputs, one (B, C, h, w) map per level."""
+        if tuple(inputs.shape[-2:]) != self.input_size:
+            raise ConfigError(
+                f"FastFlow was built for {self.input_size[0]}x{self.input_size[1]} images "
+                f"but got {inputs.shape[-2]}x{inputs.shape[-1]}; set model.input_size to "
+                "the pipeline's Resize size"
+            )
+        feats = list(self.backbone(inputs))
+        return feats if self.neck is None else self.neck(feats)
+
+    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict[str, torch.Tensor]:
+        latents, log_jac_dets = self.head(self.features(inputs))
+        return dict(loss=self.criterion(latents, log_jac_dets))
+
+    @torch.no_grad()
+    def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        latents, _ = self.head(self.features(inputs))
+        maps = self.head.anomaly_map(latents, inputs.shape[-2:])
+        return maps.flatten(1).amax(1), maps

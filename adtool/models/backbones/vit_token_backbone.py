@@ -1,0 +1,142 @@
+"""Patch tokens of one block of a timm vision transformer, as a feature map."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from mmengine.model import BaseModule
+
+from adtool.errors import ConfigError, WeightsNotFoundError
+from adtool.models.backbones.weights import load_timm_state_dict, resolve_backbone_weights
+from adtool.registry import MODELS
+
+
+@MODELS.register_module()
+class ViTTokenBackbone(BaseModule):
+    """The patch tokens after block ``block_index`` of a ViT / DeiT / CaiT, as (B, C, h, w).
+
+    The image runs through the patch embedding (with the class and distillation tokens a
+    ViT or DeiT prepends) and the first ``block_index + 1`` transformer blocks; the
+    network's final norm is applied if ``norm``; the class / distillation tokens are
+    dropped and the patch tokens are laid out on their grid, ``h = H / patch``,
+    ``w = W / patch``. Blocks after ``block_index`` and the classifier are removed after
+    the weights are loaded. FastFlow (Yu et al. 2021, Table 6) uses the tokens after
+    block 7 of DeiT-base-distilled-384 and block 40 of CaiT-M48-448.
+
+    Args:
+        arch: timm model name, e.g. ``'deit_base_distilled_patch16_384'`` or
+            ``'cait_m48_448'`` (any timm model with ``forward_intermediates``).
+        block_index: Index (from 0) of the block whose output is returned. Defaults to 7
+            (FastFlow's DeiT setting).
+        norm: Apply the network's final (pretrained) norm layer to the tokens. Defaults
+            to True.
+        img_size: Input size the network is built for (its positional embedding); None
+            keeps the architecture's own. Defaults to None.
+        frozen: Freeze all parameters and keep the network in eval mode. Defaults to True.
+        weights: ``'imagenet'`` to resolve offline weights (see
+            :func:`resolve_backbone_weights`), a file path, or None for random init
+            (tests). Defaults to ``'imagenet'``.
+        backbone_dir: Folder holding ``<arch>.<ext>`` weight files. Defaults to
+            ``$ADTOOL_BACKBONE_DIR`` or ``./backbones``.
+        model_kwargs: Extra keyword arguments for ``timm.create_model``. Defaults to None.
+        init_cfg: mmengine init config. Defaults to None.
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        block_index: int = 7,
+        norm: bool = True,
+        img_size: int | tuple[int, int] | None = None,
+        frozen: bool = True,
+        weights: str | os.PathLike | None = "imagenet",
+        backbone_dir: str | os.PathLike | None = None,
+        model_kwargs: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import timm
+
+        self.arch = arch
+        self.block_index = block_index
+        self.norm = norm
+        self.frozen = frozen
+        kwargs = dict(model_kwargs or {})
+        if img_size is not None:
+            kwargs["img_size"] = img_size
+        if weights is None:
+            model = timm.create_model(arch, pretrained=False, **kwargs)
+        else:
+            path = resolve_backbone_weights(arch, weights, backbone_dir)
+            state = load_timm_state_dict(arch, path)
+            # The whole classifier is built, so timm loads strictly (a file for another
+            # network fails); its filter resamples a ViT's position embedding to img_size.
+            try:
+                model = timm.create_model(
+                    arch, pretrained=True, pretrained_cfg_overlay=dict(state_dict=state), **kwargs
+                )
+            except RuntimeError as e:
+                reason = str(e).splitlines()[0]
+                raise WeightsNotFoundError(
+                    f"weights file {path} does not fit {arch} ({reason}); it is for another network"
+                ) from None
+            self.weights_path = str(path)
+        if not hasattr(model, "forward_intermediates") or not hasattr(model, "blocks"):
+            raise ConfigError(
+                f"ViTTokenBackbone needs a timm vision transformer; {arch} has no "
+                "transformer blocks; use TimmBackbone for convolutional networks"
+            )
+        n_blocks = len(model.blocks)
+        if not 0 <= block_index < n_blocks:
+            raise ConfigError(
+                f"ViTTokenBackbone block_index={block_index} is out of range for {arch} "
+                f"({n_blocks} blocks); use 0..{n_blocks - 1}"
+            )
+        # Later blocks, the classifier (and CaiT's class-attention blocks) never run.
+        model.prune_intermediate_layers([block_index], prune_norm=not norm, prune_head=True)
+        self.model = model
+        if frozen:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of the returned map (the embedding width)."""
+        return [int(self.model.embed_dim)]
+
+    @property
+    def reductions(self) -> list[int]:
+        """Stride of the returned map relative to the input (the patch size)."""
+        return [int(self.model.patch_embed.patch_size[0])]
+
+    def feature_shapes(self, input_size: tuple[int, int]) -> list[tuple[int, int, int]]:
+        """(C, h, w) of the returned map for an input of ``input_size`` (H, W)."""
+        ph, pw = self.model.patch_embed.patch_size
+        return [(self.out_channels[0], input_size[0] // ph, input_size[1] // pw)]
+
+    def init_weights(self) -> None:
+        """Weights are loaded in ``__init__``; mmengine's re-initialisation must not undo it."""
+
+    def train(self, mode: bool = True) -> ViTTokenBackbone:
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def _tokens(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(
+            x,
+            indices=[self.block_index],
+            norm=self.norm,
+            stop_early=True,
+            output_fmt="NCHW",
+            intermediates_only=True,
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> [(B, C, H / patch, W / patch)]."""
+        if self.frozen:
+            with torch.no_grad():
+                return self._tokens(x)
+        return self._tokens(x)

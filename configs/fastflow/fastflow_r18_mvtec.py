@@ -1,0 +1,8 @@
+# FastFlow with ResNet-18 layers 1-3: as the official ResNet-18 setting, every flow step
+# uses 3x3 subnets (conv3x3_only), 8 steps, hidden ratio 1.0.
+_base_ = "./fastflow_wrn50_mvtec.py"
+
+model = dict(
+    backbone=dict(arch="resnet18"),
+    head=dict(conv3x3_only=True),
+)

@@ -1,0 +1,9 @@
+# PaDiM with the paper's WideResNet-50-2 setting: layers 1-3 (256+512+1024 = 1792
+# channels), a random subset of 550. At 224 px the 56 x 56 inverse covariances take
+# 3.8 GB (float32) in memory and in the checkpoint.
+_base_ = "./padim_r18_mvtec.py"
+
+model = dict(
+    backbone=dict(arch="wide_resnet50_2"),
+    neck=dict(num_channels=550),
+)

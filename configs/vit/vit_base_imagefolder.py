@@ -1,0 +1,50 @@
+# ViT-B/16 (ImageNet-21k pre-trained, ImageNet-1k fine-tuned: google/vit-base-patch16-224)
+# fine-tuned on ImageFolder data; the 1000-class head is replaced by a num_classes head.
+# The weights come from a local folder written by save_pretrained (docs/hf_models.md):
+#   backbones/hf/vit-base-patch16-224/{config.json, model.safetensors, preprocessor_config.json}
+# 224 px inputs normalised with mean = std = 0.5, as that checkpoint's image processor does.
+_base_ = "./vit_tiny_imagefolder.py"
+
+image_size = 224
+
+model = dict(
+    num_classes=4,
+    pretrained="backbones/hf/vit-base-patch16-224",
+    hf_config=None,
+)
+
+train_pipeline = [
+    dict(type="LoadAnomalyImage"),
+    dict(type="Resize", size=image_size),
+    dict(type="RandomHorizontalFlip"),
+    dict(type="PackClsInputs"),
+]
+test_pipeline = [
+    dict(type="LoadAnomalyImage"),
+    dict(type="Resize", size=image_size),
+    dict(type="PackClsInputs"),
+]
+train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
+test_dataloader = dict(batch_size=32, dataset=dict(pipeline=test_pipeline))
+# Validate on the val split after every epoch (the tiny config skips this).
+val_dataloader = dict(
+    _delete_=True,
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="pseudo_collate"),
+    dataset=dict(
+        type="ImageFolderCls", data_root="data/hf_cls", split="val", pipeline=test_pipeline
+    ),
+)
+val_cfg = dict(_delete_=True, type="ValLoop")
+val_evaluator = dict(_delete_=True, type="ClassificationMetric")
+
+max_epochs = 5
+train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+optim_wrapper = dict(optimizer=dict(type="AdamW", lr=5e-5, weight_decay=0.05))
+param_scheduler = [
+    dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=100),
+    dict(type="CosineAnnealingLR", by_epoch=True, begin=0, end=max_epochs, eta_min=1e-6),
+]
