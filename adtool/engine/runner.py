@@ -41,13 +41,19 @@ def is_fit_loop(train_cfg) -> bool:
 
 
 class _DropInternalDeprecations(logging.Filter):
-    """Hide deprecation notices that mmengine's own ``save_checkpoint`` triggers.
+    """Hide notices that mmengine's own ``save_checkpoint`` triggers on every save.
 
-    mmengine 0.10 builds a deprecated ``FileClient`` on every checkpoint save and
-    warns about it; the user cannot act on that, so it only buries real warnings.
+    mmengine 0.10 builds a deprecated ``FileClient`` on every checkpoint save and warns
+    about it, and warns when a config has no parameter scheduler; the user cannot act on
+    either, so they only bury real warnings.
     """
 
-    MESSAGES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias')
+    MESSAGES = (
+        '"FileClient" will be deprecated',
+        '"HardDiskBackend" is the alias',
+        # Logged on every save of a config without param_scheduler (most papers have none).
+        "`save_param_scheduler` is True but `self.param_schedulers` is None",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -1,16 +1,14 @@
 # Reverse Distillation + EfficientNet-Lite0 on the generated sample data
-# (python tools/make_sample_data.py writes data/sample): a short CPU run. Differs from the
-# paper's setting where measured (configs/reverse_distillation/README.md): 128 px and
-# batch 4 (10 updates per epoch of 40 images instead of 3), blur sigma 2 (the paper's
-# 4 px at 256 px), at most 12 epochs, stopped early once validation image AUROC stalls
-# for 6 epochs (it swings by +-0.1 between epochs on disk and tiles).
+# (python tools/make_sample_data.py writes data/sample): a short CPU run at the paper's
+# 256 px and blur sigma 4, batch 4 (10 updates per epoch of 40 images instead of 3) and a
+# fixed 20 epochs (the paper: 200). No early stopping: validation image AUROC swings by
+# +-0.1 between epochs on disk and tiles before it settles, which stopped 128 px runs at
+# 0.71 / 0.77 (configs/reverse_distillation/README.md).
 _base_ = "./reverse_distillation_effnetlite0_mvtec.py"
 
 data_root = "data/sample"
 category = "disk"
-image_size = 128
-
-model = dict(blur_sigma=2.0)
+image_size = 256
 
 train_pipeline = [
     dict(type="LoadAnomalyImage"),
@@ -36,14 +34,5 @@ test_dataloader = dict(
 )
 val_dataloader = test_dataloader
 
-train_cfg = dict(max_epochs=12)
-custom_hooks = [
-    dict(type="RichProgressHook"),
-    dict(
-        type="EarlyStoppingHook",
-        monitor="image_AUROC",
-        rule="greater",
-        min_delta=0.005,
-        patience=6,
-    ),
-]
+train_cfg = dict(max_epochs=20)
+custom_hooks = [dict(type="RichProgressHook")]

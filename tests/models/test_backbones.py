@@ -98,3 +98,21 @@ def test_weights_missing_layers_are_refused(tmp_path):
     torch.save(state, path)
     with pytest.raises(WeightsNotFoundError, match="layer2.0.conv1.weight"):
         TimmBackbone("resnet18", out_indices=(2, 3), weights=path)
+
+
+def test_efficientnet_stages_after_the_last_level_are_dropped_without_changing_features():
+    import timm
+
+    backbone = TimmBackbone("tf_efficientnet_lite0", out_indices=(1, 2, 3), weights=None)
+    full = timm.create_model("tf_efficientnet_lite0", features_only=True, out_indices=(1, 2, 3))
+    assert len(backbone.model.blocks) == 5 and len(full.blocks) == 7
+    missing, unexpected = full.load_state_dict(backbone.model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("blocks.5.", "blocks.6.")) for k in missing)
+    full.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for got, want in zip(backbone(x), full(x)):
+            assert torch.equal(got, want)
+    # A state dict of the full network (e.g. an older checkpoint) still loads strictly.
+    full_state = {f"model.{k}": v for k, v in full.state_dict().items()}
+    backbone.load_state_dict(full_state, strict=True)

@@ -52,6 +52,39 @@ def _check_covered(model, state: dict, arch: str, path) -> None:
         )
 
 
+def _drop_unused_blocks(model: torch.nn.Module) -> bool:
+    """Remove the stages after the last returned level of a timm EfficientNet.
+
+    timm's ``EfficientNetFeatures`` runs every block and only collects the requested
+    levels; for EfficientNet-Lite0 with levels up to stride 16 the stride-32 stages cost a
+    tenth of the forward pass for nothing. (timm's ResNet feature nets stop by themselves.)
+
+    Returns:
+        True when blocks were removed.
+    """
+    stage_out = getattr(model, "_stage_out_idx", None)
+    blocks = getattr(model, "blocks", None)
+    if not stage_out or not isinstance(blocks, torch.nn.Sequential):
+        return False
+    if getattr(model, "feature_hooks", None) is not None:
+        return False  # 'bottleneck' feature location reads hooks inside blocks: keep all
+    last = max(stage_out)  # features are taken after block (stage - 1)
+    if 0 < last < len(blocks):
+        model.blocks = blocks[:last]
+        return True
+    return False
+
+
+def _ignore_dropped_blocks(module, state_dict, prefix, *args) -> None:
+    """Load-state-dict pre-hook: forget the weights of stages the backbone dropped."""
+    head = f"{prefix}model.blocks."
+    kept = len(module.model.blocks)
+    for key in [k for k in state_dict if k.startswith(head)]:
+        index = key[len(head) :].split(".", 1)[0]
+        if index.isdigit() and int(index) >= kept:
+            del state_dict[key]
+
+
 @MODELS.register_module()
 class TimmBackbone(BaseModule):
     """Multi-level features of a timm network (``features_only``).
@@ -100,6 +133,9 @@ class TimmBackbone(BaseModule):
                 )
             self.weights_path = str(path)
             _check_covered(self.model, state, arch, path)
+        if _drop_unused_blocks(self.model):
+            # Checkpoints written before the stages were dropped still load strictly.
+            self.register_load_state_dict_pre_hook(_ignore_dropped_blocks)
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
