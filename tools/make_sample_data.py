@@ -3,6 +3,9 @@
 Example::
 
     python tools/make_sample_data.py --out data/sample --seed 0 --size 256
+    # generated sets for the HuggingFace task configs (counts: the generator's defaults)
+    python tools/make_sample_data.py --task classification --out data/hf_cls
+    python tools/make_sample_data.py --task detection --out data/hf_coco --n-train 300 --n-val 60
 """
 
 from __future__ import annotations
@@ -19,12 +22,39 @@ except ImportError:  # run from a checkout without `pip install -e .`
     from adtool.datasets.synthetic import SAMPLE_CATEGORIES, SAMPLE_DEFECTS, make_sample_dataset
 
 
+# task -> (generator in adtool.datasets.hf, its (train count, val count) keywords)
+HF_GENERATORS = {
+    "classification": ("make_classification_dataset", ("n_train_per_class", "n_val_per_class")),
+    "detection": ("make_coco_detection_dataset", ("n_train", "n_val")),
+    "segmentation": ("make_segmentation_dataset", ("n_train", "n_val")),
+    "super_resolution": ("make_sr_dataset", ("n_train", "n_val")),
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/sample", help="output root (default data/sample)")
+    parser.add_argument(
+        "--task",
+        default="anomaly",
+        choices=["anomaly", *HF_GENERATORS],
+        help="anomaly (default: the MVTec-layout sample data) or a HuggingFace task's set",
+    )
+    parser.add_argument(
+        "--n-val",
+        type=int,
+        default=None,
+        help="HF tasks: validation images (per class for classification)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    parser.add_argument("--n-train", type=int, default=40, help="normal train images per category")
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=None,
+        help="normal train images per category (default 40); HF tasks: train images "
+        "(per class for classification; default the generator's)",
+    )
     parser.add_argument("--n-test-good", type=int, default=15, help="normal test images")
     parser.add_argument("--n-test-defect", type=int, default=8, help="test images per defect")
     parser.add_argument(
@@ -35,8 +65,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _make_task_data(args: argparse.Namespace) -> int:
+    from adtool.datasets import hf
+
+    name, (train_key, val_key) = HF_GENERATORS[args.task]
+    kwargs = {"seed": args.seed}
+    if args.n_train is not None:
+        kwargs[train_key] = args.n_train
+    if args.n_val is not None:
+        kwargs[val_key] = args.n_val
+    start = time.perf_counter()
+    root = getattr(hf, name)(args.out, **kwargs)
+    print(f"wrote {args.task} data to {root} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.task != "anomaly":
+        return _make_task_data(args)
+    if args.n_train is None:
+        args.n_train = 40
     categories = [c for c in args.categories.split(",") if c]
     unknown = [c for c in categories if c not in SAMPLE_DEFECTS]
     if unknown or args.size < 32 or min(args.n_train, args.n_test_good, args.n_test_defect) < 0:

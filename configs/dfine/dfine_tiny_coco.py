@@ -2,7 +2,7 @@
 # layers of width 64, 50 queries; ~0.55 M parameters) for CPU runs and tests, on COCO-format
 # data <data_root>/{train,val}/ + annotations/{train,val}.json, 128 px inputs.
 # The generated 3-class set (rectangle, ellipse, triangle):
-#   python -c "from adtool.datasets.hf import make_coco_detection_dataset as m; m('data/hf_coco', 300, 60)"
+#   python tools/make_sample_data.py --task detection --out data/hf_coco --n-train 300 --n-val 60
 # Another dataset: --data-root DIR --cfg-options model.num_classes=K (K categories).
 _base_ = ["../_base_/schedules/hf.py"]
 

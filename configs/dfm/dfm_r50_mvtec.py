@@ -3,13 +3,10 @@
 # of the variance, feature-reconstruction-error score; 256 px resized and centre-cropped
 # to 224.
 _base_ = [
-    "../_base_/datasets/mvtec.py",
+    "../_base_/datasets/mvtec_crop224.py",
     "../_base_/default_runtime.py",
     "../_base_/schedules/fit.py",
 ]
-
-image_size = 256
-crop_size = 224
 
 model = dict(
     type="DFM",
@@ -31,20 +28,7 @@ model = dict(
     blur_sigma=0.0,
 )
 
-train_pipeline = [
-    dict(type="LoadAnomalyImage"),
-    dict(type="Resize", size=image_size),
-    dict(type="CenterCrop", size=crop_size),
-    dict(type="PackAnomalyInputs"),
-]
-test_pipeline = [
-    dict(type="LoadAnomalyImage"),
-    dict(type="LoadAnomalyMask"),
-    dict(type="Resize", size=image_size),
-    dict(type="CenterCrop", size=crop_size),
-    dict(type="PackAnomalyInputs"),
-]
-train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
-test_dataloader = dict(batch_size=8, dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(batch_size=8)
+test_dataloader = dict(batch_size=8)
 val_dataloader = None
 val_evaluator = None

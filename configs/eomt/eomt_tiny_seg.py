@@ -2,7 +2,7 @@
 # 10 query tokens; ~0.54 M parameters) for CPU runs and tests, on semantic-segmentation
 # data <data_root>/{train,val}/ + masks/{train,val}/ (same names, 255 = ignore), 64 px.
 # The generated 4-class set (background, rectangle, ellipse, triangle):
-#   python -c "from adtool.datasets.hf import make_segmentation_dataset as m; m('data/hf_seg', 300, 60)"
+#   python tools/make_sample_data.py --task segmentation --out data/hf_seg --n-train 300 --n-val 60
 # Another dataset: --data-root DIR --cfg-options model.num_classes=K (classes.txt lists K).
 _base_ = ["../_base_/schedules/hf.py"]
 

@@ -2,7 +2,7 @@
 # one-step pixel-shuffle) for CPU runs and tests, learning the residual over bicubic
 # upscaling. Data: <data_root>/{train,val}/HR (+ LR_x2, else made by bicubic downscaling).
 # The generated set:
-#   python -c "from adtool.datasets.hf import make_sr_dataset as m; m('data/hf_sr')"
+#   python tools/make_sample_data.py --task super_resolution --out data/hf_sr
 _base_ = ["../_base_/schedules/hf.py"]
 
 task = "super_resolution"

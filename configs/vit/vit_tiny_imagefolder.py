@@ -1,6 +1,6 @@
 # A small random-init ViT (64 px, 8 px patches, 4 layers of width 128) for CPU runs and
 # tests, on ImageFolder data <data_root>/{train,val}/<class>/*. The generated 4-class set:
-#   python -c "from adtool.datasets.hf import make_classification_dataset as m; m('data/hf_cls')"
+#   python tools/make_sample_data.py --task classification --out data/hf_cls
 # Another dataset: --data-root DIR --cfg-options model.num_classes=K (K class folders).
 _base_ = ["../_base_/schedules/hf.py"]
 

@@ -4,35 +4,12 @@ import json
 
 import pytest
 import torch
+from integration_helpers import DESIGN_KEYS, FILES
+from integration_helpers import tiny as _tiny
 
-from adtool.apis import load_config, run, run_category
+from adtool.apis import run, run_category
 from adtool.apis.config_index import list_configs, resolve_config
-from adtool.apis.core import use_dataset
 
-DESIGN_KEYS = {
-    "model",
-    "config",
-    "dataset",
-    "category",
-    "image",
-    "pixel",
-    "thresholds",
-    "confusion",
-    "per_defect",
-    "timing",
-    "n_train",
-    "n_test",
-}
-FILES = [
-    "config.py",
-    "epoch_1.pth",
-    "last_checkpoint",
-    "results.json",
-    "results.txt",
-    "histogram.png",
-    "roc.png",
-    "pr.png",
-]
 PATCHCORE_CONFIGS = [
     "patchcore_wrn50_mvtec",
     "patchcore_r18_mvtec",
@@ -43,18 +20,7 @@ PATCHCORE_CONFIGS = [
 
 def tiny(config: str, data_root, size: int = 64):
     """The real config with random weights, images resized to ``size`` and the sample data."""
-    cfg = load_config(config, {"model.backbone.weights": None})
-    if "sample" not in config:
-        use_dataset(cfg, "sample")
-    for key in ("train_dataloader", "test_dataloader"):
-        cfg[key]["batch_size"] = 4
-        cfg[key]["dataset"]["data_root"] = str(data_root)
-        for step in cfg[key]["dataset"]["pipeline"]:
-            if step["type"] == "Resize":
-                step["size"] = size
-            if step["type"] == "CenterCrop":
-                step["size"] = size - 8
-    return cfg
+    return _tiny(config, data_root, size, {"model.backbone.weights": None})
 
 
 def test_every_patchcore_config_is_covered_here():

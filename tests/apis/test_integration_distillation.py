@@ -6,25 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from integration_helpers import DESIGN_KEYS
+from integration_helpers import tiny as _tiny
 
-from adtool.apis import load_config, run_category
+from adtool.apis import run_category
 from adtool.apis.config_index import list_configs
-from adtool.apis.core import use_dataset
 
-DESIGN_KEYS = {
-    "model",
-    "config",
-    "dataset",
-    "category",
-    "image",
-    "pixel",
-    "thresholds",
-    "confusion",
-    "per_defect",
-    "timing",
-    "n_train",
-    "n_test",
-}
 REPORT_FILES = ["config.py", "last_checkpoint", "results.json", "results.txt", "scores.csv"]
 PLOTS = ["histogram.png", "roc.png", "pr.png"]
 # config -> (model type, key of the pretrained backbone's weights, epochs run here)
@@ -46,17 +33,7 @@ BATCH = 4
 
 def tiny(config: str, weights_key: str, data_root, epochs: int, size: int = 64):
     """The real config with random weights, ``size`` px images, the sample data, few epochs."""
-    cfg = load_config(config, {weights_key: None})
-    if "sample" not in config:
-        use_dataset(cfg, "sample")
-    for key in ("train_dataloader", "test_dataloader", "val_dataloader"):
-        cfg[key]["batch_size"] = BATCH
-        cfg[key]["dataset"]["data_root"] = str(data_root)
-        for step in cfg[key]["dataset"]["pipeline"]:
-            if step["type"] == "Resize":
-                step["size"] = size
-    cfg.train_cfg.max_epochs = epochs
-    return cfg
+    return _tiny(config, data_root, size, {weights_key: None, "train_cfg.max_epochs": epochs})
 
 
 def test_every_distillation_config_is_covered_here():

@@ -12,35 +12,12 @@ import json
 
 import pytest
 import torch
+from integration_helpers import DESIGN_KEYS, FILES
+from integration_helpers import tiny as _tiny
 
 from adtool.apis import load_config, run_category
 from adtool.apis.config_index import list_configs
-from adtool.apis.core import use_dataset
 
-DESIGN_KEYS = {
-    "model",
-    "config",
-    "dataset",
-    "category",
-    "image",
-    "pixel",
-    "thresholds",
-    "confusion",
-    "per_defect",
-    "timing",
-    "n_train",
-    "n_test",
-}
-FILES = [
-    "config.py",
-    "epoch_1.pth",
-    "last_checkpoint",
-    "results.json",
-    "results.txt",
-    "histogram.png",
-    "roc.png",
-    "pr.png",
-]
 FASTFLOW_CONFIGS = [
     "fastflow_wrn50_mvtec",
     "fastflow_r18_mvtec",
@@ -80,18 +57,7 @@ def tiny(config: str, data_root, size: int = 64, validate: bool = True):
                     "model.backbone.block_index": 2,
                 }
             )
-    cfg = load_config(config, options)
-    if "sample" not in config:
-        use_dataset(cfg, "sample")
-    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        if cfg[key] is None:
-            continue
-        cfg[key]["batch_size"] = 4
-        cfg[key]["dataset"]["data_root"] = str(data_root)
-        for step in cfg[key]["dataset"]["pipeline"]:
-            if step["type"] == "Resize":
-                step["size"] = size
-    return cfg
+    return _tiny(config, data_root, size, options)
 
 
 def test_every_fastflow_config_is_covered_here():

@@ -5,35 +5,12 @@ import json
 
 import pytest
 import torch
+from integration_helpers import DESIGN_KEYS, FILES
+from integration_helpers import tiny as _tiny
 
-from adtool.apis import load_config, run_category
+from adtool.apis import run_category
 from adtool.apis.config_index import list_configs
-from adtool.apis.core import use_dataset
 
-DESIGN_KEYS = {
-    "model",
-    "config",
-    "dataset",
-    "category",
-    "image",
-    "pixel",
-    "thresholds",
-    "confusion",
-    "per_defect",
-    "timing",
-    "n_train",
-    "n_test",
-}
-FILES = [
-    "config.py",
-    "epoch_1.pth",
-    "last_checkpoint",
-    "results.json",
-    "results.txt",
-    "histogram.png",
-    "roc.png",
-    "pr.png",
-]
 CONFIGS = {
     "padim_r18_mvtec": "PaDiM",
     "padim_wrn50_mvtec": "PaDiM",
@@ -52,17 +29,7 @@ def tiny(config: str, data_root, size: int = 64):
     options = {"model.backbone.weights": None}
     if config.startswith("dfm"):
         options["model.neck.kernel_size"] = 2
-    cfg = load_config(config, options)
-    use_dataset(cfg, "sample")
-    for key in ("train_dataloader", "test_dataloader"):
-        cfg[key]["batch_size"] = 4
-        cfg[key]["dataset"]["data_root"] = str(data_root)
-        for step in cfg[key]["dataset"]["pipeline"]:
-            if step["type"] == "Resize":
-                step["size"] = size
-            if step["type"] == "CenterCrop":
-                step["size"] = size - 8
-    return cfg
+    return _tiny(config, data_root, size, options)
 
 
 def _scores(path):

@@ -82,3 +82,32 @@ def test_tool_prints_one_line_summary(tmp_path, capsys):
     assert len(out) == 1 and str(tmp_path) in out[0] and "fabric" in out[0]
     assert len(SampleDataset(tmp_path, "fabric", "test")) == 4
     assert tool.main(["--out", str(tmp_path), "--categories", "nope"]) == 2
+
+
+def test_tool_writes_hf_task_sets(tmp_path):
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import make_sample_data
+
+    out = tmp_path / "coco"
+    assert (
+        make_sample_data.main(
+            ["--task", "detection", "--out", str(out), "--n-train", "3", "--n-val", "2"]
+        )
+        == 0
+    )
+    train = json.loads((out / "annotations" / "train.json").read_text())
+    assert len(train["images"]) == 3 and len(list((out / "val").iterdir())) == 2
+    out = tmp_path / "cls"
+    assert (
+        make_sample_data.main(
+            ["--task", "classification", "--out", str(out), "--n-train", "2", "--n-val", "1"]
+        )
+        == 0
+    )
+    classes = sorted(p.name for p in (out / "train").iterdir())
+    assert len(classes) == 4
+    assert all(len(list((out / "train" / c).iterdir())) == 2 for c in classes)
+    assert all(len(list((out / "val" / c).iterdir())) == 1 for c in classes)
