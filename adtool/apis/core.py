@@ -140,12 +140,23 @@ def build_runner(
     stem = Path(cfg.filename).stem if cfg.filename else "config"
     cfg.experiment_name = f"{stem}_{category}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
     if checkpoint is not None:
+        _unload_pretrained(cfg.model)
+    return runner_from_cfg(cfg, checkpoint, resume)
+
+
+def runner_from_cfg(cfg: Config, checkpoint: str | None = None, resume: bool | str = False):
+    """The config's runner (``runner_type``), loading ``checkpoint`` or resuming.
+
+    Raises:
+        DataError: when ``checkpoint`` does not exist.
+        ConfigError: when ``runner_type`` is not registered.
+    """
+    if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise DataError(
                 f"checkpoint {checkpoint} not found; pass the .pth a training run wrote"
             )
         cfg.load_from = str(checkpoint)
-        _unload_pretrained(cfg.model)
     if resume:
         cfg.resume = True
         if isinstance(resume, str):

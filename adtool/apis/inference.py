@@ -95,23 +95,27 @@ def tested_checkpoint(
     train = results.get("train") or {}
     if train.get("tested") == "best" and train.get("best_checkpoint"):
         return Path(train["best_checkpoint"])
+    return last_checkpoint(work_dir)
+
+
+def last_checkpoint(work_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint that mmengine's ``<work_dir>/last_checkpoint`` names, if it exists."""
     pointer = Path(work_dir) / "last_checkpoint"
-    if pointer.is_file():
-        text = pointer.read_text(encoding="utf-8").strip()
-        if text:
-            return Path(text)
-    return None
+    if not pointer.is_file():
+        return None
+    text = pointer.read_text(encoding="utf-8").strip()
+    return Path(text) if text and Path(text).is_file() else None
 
 
-def write_checkpoint_meta(path: str | os.PathLike, key: str, value) -> None:
-    """Set ``checkpoint['meta'][key] = value`` in an mmengine checkpoint, atomically."""
+def write_checkpoint_meta(path: str | os.PathLike, updates: dict) -> None:
+    """Merge ``updates`` into ``checkpoint['meta']`` of an mmengine checkpoint, atomically."""
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     meta = checkpoint.get("meta")
     if not isinstance(meta, dict):
         meta = {}
         checkpoint["meta"] = meta
-    meta[key] = value
+    meta.update(updates)
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
 
@@ -136,7 +140,7 @@ def attach_thresholds(
     own = tested is not None and tested.is_file() and _is_inside(tested, work_dir)
     record = threshold_record(results, tested)
     if own:
-        write_checkpoint_meta(tested, META_KEY, record)
+        write_checkpoint_meta(tested, {META_KEY: record})
     atomic_write_text(
         work_dir / THRESHOLDS_FILE,
         json.dumps({**record, "in_checkpoint_meta": own}, indent=2) + "\n",

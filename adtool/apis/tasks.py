@@ -47,12 +47,14 @@ import torch
 from mmengine.config import Config
 
 from adtool.apis.config_index import dataset_name
+from adtool.apis.core import runner_from_cfg
+from adtool.apis.inference import META_KEY as THRESHOLDS_META_KEY
+from adtool.apis.inference import last_checkpoint, write_checkpoint_meta
 from adtool.errors import ConfigError, DataError
-from adtool.fileio import atomic_path, atomic_write_bytes, atomic_write_text
-from adtool.registry import RUNNERS, register_all_modules
+from adtool.fileio import atomic_write_bytes, atomic_write_text
+from adtool.registry import register_all_modules
 
 TASKS = ("classification", "detection", "segmentation", "super_resolution")
-THRESHOLDS_META_KEY = "adtool_thresholds"
 
 
 def task_of(cfg: Config) -> str:
@@ -95,23 +97,9 @@ def build_task_runner(
     stem = _config_stem(cfg) or "config"
     cfg.experiment_name = f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise DataError(
-                f"checkpoint {checkpoint} not found; pass the .pth a training run wrote"
-            )
-        cfg.load_from = str(checkpoint)
-    if resume:
-        cfg.resume = True
-        if isinstance(resume, str):
-            cfg.load_from = resume
-    runner_type = cfg.get("runner_type", "AnomalyRunner")
-    runner_cls = RUNNERS.get(runner_type)
-    if runner_cls is None:
-        raise ConfigError(f"runner_type '{runner_type}' is not registered")
-    if checkpoint is not None:
         with skip_pretrained_weights():
-            return runner_cls.from_cfg(cfg)
-    return runner_cls.from_cfg(cfg)
+            return runner_from_cfg(cfg, checkpoint, resume)
+    return runner_from_cfg(cfg, checkpoint, resume)
 
 
 def jsonable(value):
@@ -159,22 +147,9 @@ def _dataset_short_name(dataset_type) -> str | None:
     return short or dataset_name(dataset_type)
 
 
-def _last_checkpoint(work_dir: Path) -> Path | None:
-    pointer = work_dir / "last_checkpoint"
-    if not pointer.is_file():
-        return None
-    path = Path(pointer.read_text().strip())
-    return path if path.is_file() else None
-
-
 def store_checkpoint_meta(path: Path, task: str, thresholds: dict) -> None:
     """Write ``task`` and ``thresholds`` into the checkpoint's meta (atomically)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    meta = state.setdefault("meta", {})
-    meta[THRESHOLDS_META_KEY] = thresholds
-    meta["adtool_task"] = task
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_checkpoint_meta(path, {THRESHOLDS_META_KEY: thresholds, "adtool_task": task})
 
 
 def run_task(
@@ -207,7 +182,7 @@ def run_task(
         runner.train()
         train_s = time.perf_counter() - start
         n_train = len(runner.train_dataloader.dataset)
-        last = _last_checkpoint(work_dir)
+        last = last_checkpoint(work_dir)
         train_info = {
             "epochs": runner.epoch,
             "iters": runner.iter,
