@@ -117,7 +117,7 @@ def time_coreset(features: torch.Tensor, ratio: float, full_max: int, ref_steps:
 
 def test_throughput(model, batches, features: torch.Tensor, n_images: int = 48):
     """Per-image backbone+neck time and k-NN search time against a 10% coreset bank."""
-    from adtool.models.heads import KNNMemoryHead
+    from adtool.models.anomaly.patchcore import KNNMemoryHead
 
     head = KNNMemoryHead(coreset_ratio=0.1)
     head.fit(features)
@@ -168,7 +168,7 @@ def peak_rss_fit(features: torch.Tensor, dim: int, threads: int, workdir: Path):
     code = (
         "import time, torch;"
         f"torch.set_num_threads({threads});"
-        "from adtool.models.heads import KNNMemoryHead;"
+        "from adtool.models.anomaly.patchcore import KNNMemoryHead;"
         f"x = torch.load({str(path)!r});"
         "t = time.perf_counter(); h = KNNMemoryHead(coreset_ratio=0.1); h.fit(x);"
         # VmHWM, not ru_maxrss: a child inherits its parent's ru_maxrss across fork+exec.

@@ -11,10 +11,8 @@ from mmengine.optim import build_optim_wrapper
 
 from adtool.errors import ConfigError, WeightsNotFoundError
 from adtool.models.anomaly import FastFlow
+from adtool.models.anomaly.fastflow import Flow2DHead, FlowNLLLoss, LayerNormNeck
 from adtool.models.backbones import ViTTokenBackbone
-from adtool.models.heads import Flow2DHead
-from adtool.models.losses import FlowNLLLoss
-from adtool.models.necks import LayerNormNeck
 from adtool.structures import AnomalyDataSample
 
 

@@ -10,6 +10,8 @@ from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA
 
 from adtool.errors import ConfigError, DataError
+from adtool.models.anomaly.dfm import PCAFeatureHead
+from adtool.models.anomaly.padim import ChannelSubsetNeck, GaussianHead
 from adtool.models.components import (
     fit_gaussian,
     fit_pca,
@@ -17,8 +19,7 @@ from adtool.models.components import (
     pca_inverse_transform,
     pca_transform,
 )
-from adtool.models.heads import GaussianHead, PCAFeatureHead
-from adtool.models.necks import AvgPoolNeck, ChannelSubsetNeck
+from adtool.models.necks import AvgPoolNeck
 from adtool.registry import MODELS
 
 

@@ -1,7 +1,6 @@
 import torch
 
-from adtool.models.heads import KNNMemoryHead
-from adtool.models.necks import LocalPatchAggregator
+from adtool.models.anomaly.patchcore import KNNMemoryHead, LocalPatchAggregator
 from adtool.registry import MODELS
 
 

@@ -10,11 +10,11 @@ from mmengine.optim import build_optim_wrapper
 
 from adtool.apis import load_config
 from adtool.errors import ConfigError
+from adtool.models.anomaly.reverse_distillation import OCBENeck, ReverseDecoder
 from adtool.models.components.residual_block import ResidualBlock
-from adtool.models.heads import FeatureDistanceHead, ReverseDecoder
+from adtool.models.heads import FeatureDistanceHead
 from adtool.models.heads.feature_distance_head import feature_distance
 from adtool.models.losses import CosineFeatureLoss
-from adtool.models.necks import OCBENeck
 from adtool.registry import MODELS
 from adtool.structures import AnomalyDataSample
 

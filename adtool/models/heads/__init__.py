@@ -1,15 +1,5 @@
-from .feature_distance_head import FeatureDistanceHead
-from .flow2d_head import Flow2DHead
-from .gaussian_head import GaussianHead
-from .knn_memory_head import KNNMemoryHead
-from .pca_feature_head import PCAFeatureHead
-from .reverse_decoder import ReverseDecoder
+"""Heads shared by two or more methods (a method's own head lives in its folder)."""
 
-__all__ = [
-    "FeatureDistanceHead",
-    "Flow2DHead",
-    "GaussianHead",
-    "KNNMemoryHead",
-    "PCAFeatureHead",
-    "ReverseDecoder",
-]
+from .feature_distance_head import FeatureDistanceHead
+
+__all__ = ["FeatureDistanceHead"]

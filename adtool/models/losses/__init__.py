@@ -1,4 +1,5 @@
-from .cosine_feature_loss import CosineFeatureLoss
-from .flow_nll_loss import FlowNLLLoss
+"""Losses shared by two or more methods (a method's own loss lives in its folder)."""
 
-__all__ = ["CosineFeatureLoss", "FlowNLLLoss"]
+from .cosine_feature_loss import CosineFeatureLoss
+
+__all__ = ["CosineFeatureLoss"]

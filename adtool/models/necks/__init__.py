@@ -1,7 +1,5 @@
-from .avg_pool_neck import AvgPoolNeck
-from .channel_subset import ChannelSubsetNeck
-from .layer_norm_neck import LayerNormNeck
-from .ocbe_neck import OCBENeck
-from .patch_aggregator import LocalPatchAggregator
+"""Necks shared by two or more methods (a method's own neck lives in its folder)."""
 
-__all__ = ["AvgPoolNeck", "ChannelSubsetNeck", "LayerNormNeck", "LocalPatchAggregator", "OCBENeck"]
+from .avg_pool_neck import AvgPoolNeck
+
+__all__ = ["AvgPoolNeck"]

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from adtool.models.anomaly.base import MemoryBankModel
+from adtool.models.anomaly.padim.channel_subset import ChannelSubsetNeck
 from adtool.models.components import gaussian_blur
-from adtool.models.necks.channel_subset import ChannelSubsetNeck
 from adtool.registry import MODELS
 
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from adtool.errors import ConfigError
+from adtool.models.anomaly.reverse_distillation.ocbe_neck import halving_steps
 from adtool.models.components.residual_block import ResidualBlock, init_resnet_weights
-from adtool.models.necks.ocbe_neck import halving_steps
 from adtool.registry import MODELS
 
 
