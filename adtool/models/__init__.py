@@ -5,5 +5,6 @@ from .heads import *  # noqa: F403
 from .hf import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .necks import *  # noqa: F403
+from .postprocess import PostProcessor
 
-__all__ = ["AnomalyDataPreprocessor"]
+__all__ = ["AnomalyDataPreprocessor", "PostProcessor"]

@@ -1,13 +1,24 @@
-"""Base classes of anomaly models."""
+"""Base classes of anomaly models.
+
+:class:`BaseAnomalyModel` is the contract between a method and the engine: the method
+gives per-image scores and (optionally) per-pixel maps, and may hook into training
+(``before_train``, ``after_train``, ``train_step``); the engine never asks which method
+it runs. :class:`MemoryBankModel` adds the one-pass fit that ``FitLoop`` drives.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from mmengine.dist import collect_results, get_world_size
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 
+from adtool.models.components import gaussian_blur
+from adtool.models.postprocess import PostProcessor
 from adtool.structures import AnomalyDataSample
 
 
@@ -15,8 +26,27 @@ class BaseAnomalyModel(BaseModel):
     """An anomaly model following mmengine's ``forward(inputs, data_samples, mode)``.
 
     Subclasses implement :meth:`anomaly_outputs` (per-image score and per-pixel map at
-    the input resolution) and, when trained by gradient, :meth:`loss`.
+    the input resolution, or no map for a method that only scores images) and, when
+    trained by gradient, :meth:`loss`. Every model owns a :class:`PostProcessor`
+    (``self.postprocessor``): thresholds and normalisation statistics saved with its
+    weights.
+
+    Lifecycle, driven by :class:`~adtool.engine.ModelLifecycleHook` so that no method
+    needs a loop of its own:
+
+    * :meth:`before_train` runs once before the first training step,
+    * :meth:`after_train` once after the last one (before the test),
+    * :meth:`train_step` is mmengine's; override it for several optimisers or phases
+      (the config's ``optim_wrapper`` then builds an ``OptimWrapperDict``).
+
+    Args:
+        data_preprocessor: Config of the batch normaliser. Defaults to None.
+        init_cfg: mmengine init config. Defaults to None.
     """
+
+    def __init__(self, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.postprocessor = PostProcessor()
 
     def forward(
         self,
@@ -33,8 +63,12 @@ class BaseAnomalyModel(BaseModel):
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
     @abstractmethod
-    def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) normalised images -> scores (B,) and anomaly maps (B, H, W)."""
+    def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, H, W) normalised images -> scores (B,) and maps (B, H, W) or None.
+
+        None maps mark a method that scores whole images only; its results then have
+        ``pixel: null`` and no overlays.
+        """
 
     def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None):
         raise NotImplementedError(f"{type(self).__name__} is not trained by gradient")
@@ -45,10 +79,67 @@ class BaseAnomalyModel(BaseModel):
         scores, maps = self.anomaly_outputs(inputs)
         if data_samples is None:
             data_samples = [AnomalyDataSample() for _ in range(len(scores))]
-        for sample, score, amap in zip(data_samples, scores, maps):
+        for i, (sample, score) in enumerate(zip(data_samples, scores)):
             sample.pred_score = score.detach().cpu()
-            sample.anomaly_map = amap.detach().cpu()
+            if maps is not None:
+                sample.anomaly_map = maps[i].detach().cpu()
         return data_samples
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def before_train(self, train_loader) -> None:
+        """Called once before the first training step (or fit pass); no-op by default.
+
+        For a pass over the data before training (e.g. CFA's centroid memory,
+        EfficientAD's teacher channel statistics).
+
+        Args:
+            train_loader: The training dataloader.
+        """
+
+    def after_train(self, train_loader) -> None:
+        """Called once after the last training step (or the fit); no-op by default.
+
+        For a pass after training (e.g. EfficientAD's map quantiles).
+
+        Args:
+            train_loader: The training dataloader.
+        """
+
+    def train_step(
+        self, data: dict | tuple | list, optim_wrapper: OptimWrapper | OptimWrapperDict
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step; mmengine's by default (one optimiser, ``loss`` mode).
+
+        Override it for several optimisers or phases: ``optim_wrapper`` is then an
+        ``OptimWrapperDict`` keyed by the names of the config's ``optim_wrapper`` dict
+        (``optim_wrapper['generator']``), each used with its own ``optim_context`` and
+        ``update_params``.
+        """
+        return super().train_step(data, optim_wrapper)
+
+    # ------------------------------------------------------------------ shared tail
+
+    @staticmethod
+    def to_input_map(
+        patch_map: torch.Tensor, size: Sequence[int], blur_sigma: float = 0.0
+    ) -> torch.Tensor:
+        """(B, h, w) or (B, 1, h, w) patch scores -> (B, H, W) map at the input size.
+
+        Bilinear upsampling (as every method's reference code does), then a Gaussian
+        blur of std ``blur_sigma`` pixels (kornia; 0 turns it off).
+        """
+        if patch_map.ndim == 3:
+            patch_map = patch_map.unsqueeze(1)
+        size = tuple(int(s) for s in size)
+        if tuple(patch_map.shape[-2:]) != size:
+            patch_map = F.interpolate(patch_map, size=size, mode="bilinear", align_corners=False)
+        return gaussian_blur(patch_map, blur_sigma).squeeze(1)
+
+    @staticmethod
+    def image_score_from_map(maps: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) maps -> (B,) image scores: the worst pixel."""
+        return maps.flatten(1).amax(1)
 
 
 class MemoryBankModel(BaseAnomalyModel):

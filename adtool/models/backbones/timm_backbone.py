@@ -11,6 +11,7 @@ import torch
 from mmengine.model import BaseModule
 
 from adtool.errors import WeightsNotFoundError
+from adtool.models.backbones.feature_info import conv_feature_shapes
 from adtool.models.backbones.weights import load_timm_state_dict, resolve_backbone_weights
 from adtool.registry import MODELS
 
@@ -149,6 +150,14 @@ class TimmBackbone(BaseModule):
     def reductions(self) -> list[int]:
         """Stride of each returned level relative to the input."""
         return list(self.model.feature_info.reduction())
+
+    def feature_shapes(self, input_size: int | Sequence[int]) -> list[tuple[int, int, int]]:
+        """(C, h, w) of each returned level for an input of ``input_size`` (H, W), no forward.
+
+        Sizes are ``ceil(H / stride)``: what the padded stride-2 stages of ResNets and
+        EfficientNets give, odd sizes included (checked against a forward in the tests).
+        """
+        return conv_feature_shapes(self.out_channels, self.reductions, input_size)
 
     def init_weights(self) -> None:
         """Weights are loaded in ``__init__``; mmengine's re-initialisation must not undo it."""

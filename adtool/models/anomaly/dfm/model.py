@@ -10,11 +10,9 @@ vector ('fre') or the Gaussian negative log-likelihood of its PCA coordinates ('
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import MemoryBankModel
-from adtool.models.components import gaussian_blur
 from adtool.registry import MODELS
 
 
@@ -70,8 +68,4 @@ class DFM(MemoryBankModel):
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores, error_map = self.head(self.embed(inputs))
-        maps = F.interpolate(
-            error_map.unsqueeze(1), size=inputs.shape[-2:], mode="bilinear", align_corners=False
-        )
-        maps = gaussian_blur(maps, self.blur_sigma).squeeze(1)
-        return scores, maps
+        return scores, self.to_input_map(error_map, inputs.shape[-2:], self.blur_sigma)

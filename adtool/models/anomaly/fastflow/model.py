@@ -14,14 +14,12 @@ import torch
 
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
+from adtool.models.backbones.feature_info import (
+    backbone_feature_shapes,
+    fill_from_backbone,
+    size2,
+)
 from adtool.registry import MODELS
-
-
-def _size2(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    h, w = size
-    return (int(h), int(w))
 
 
 @MODELS.register_module()
@@ -56,9 +54,9 @@ class FastFlow(BaseAnomalyModel):
         init_cfg: dict | None = None,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.input_size = _size2(input_size)
+        self.input_size = size2(input_size)
         self.backbone = MODELS.build(backbone)
-        self.feature_shapes = self._backbone_shapes()
+        self.feature_shapes = backbone_feature_shapes(self.backbone, self.input_size)
         self.neck = None if neck is None else MODELS.build(self._with_shapes(neck, "neck"))
         self.head = MODELS.build(self._with_shapes(head, "head"))
         self.criterion = MODELS.build(loss if loss is not None else dict(type="FlowNLLLoss"))
@@ -69,21 +67,7 @@ class FastFlow(BaseAnomalyModel):
                 f"FastFlow computes model.{part}.feature_shapes from the backbone and "
                 "model.input_size; remove it from the config"
             )
-        return dict(cfg, feature_shapes=self.feature_shapes)
-
-    @torch.no_grad()
-    def _backbone_shapes(self) -> list[tuple[int, int, int]]:
-        """(C, H, W) of each backbone level at ``input_size``."""
-        shapes = getattr(self.backbone, "feature_shapes", None)
-        if shapes is not None:
-            return [tuple(s) for s in shapes(self.input_size)]
-        # A CNN's exact output sizes (padding, odd sizes) are simplest to read off a
-        # forward pass; it costs one small image once.
-        was_training = self.backbone.training
-        self.backbone.eval()
-        feats = self.backbone(torch.zeros(1, 3, *self.input_size))
-        self.backbone.train(was_training)
-        return [tuple(f.shape[1:]) for f in feats]
+        return fill_from_backbone(cfg, self.backbone, feature_shapes=self.feature_shapes)
 
     def train(self, mode: bool = True) -> FastFlow:
         super().train(mode)
@@ -111,4 +95,4 @@ class FastFlow(BaseAnomalyModel):
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         latents, _ = self.head(self.features(inputs))
         maps = self.head.anomaly_map(latents, inputs.shape[-2:])
-        return maps.flatten(1).amax(1), maps
+        return self.image_score_from_map(maps), maps

@@ -10,11 +10,9 @@ position's Gaussian, the image the maximum of the smoothed map.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from adtool.models.anomaly.base import MemoryBankModel
-from adtool.models.anomaly.padim.channel_subset import ChannelSubsetNeck
-from adtool.models.components import gaussian_blur
+from adtool.models.backbones.feature_info import fill_from_backbone
 from adtool.registry import MODELS
 
 
@@ -27,8 +25,8 @@ class PaDiM(MemoryBankModel):
 
     Args:
         backbone: Config of the frozen feature extractor (layers 1-3).
-        neck: Config of the level concatenation and channel subset. A
-            ``ChannelSubsetNeck`` without ``in_channels`` gets the backbone's.
+        neck: Config of the level concatenation and channel subset; an unset
+            ``in_channels`` is the backbone's.
         head: Config of the per-position Gaussian head.
         blur_sigma: Std of the Gaussian smoothing of the upsampled map, in pixels.
             Defaults to 4 (paper).
@@ -47,12 +45,9 @@ class PaDiM(MemoryBankModel):
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        neck = dict(neck)
-        if neck.get("type") in ("ChannelSubsetNeck", ChannelSubsetNeck) and (
-            neck.get("in_channels") is None
-        ):
-            neck["in_channels"] = self.backbone.out_channels
-        self.neck = MODELS.build(neck)
+        self.neck = MODELS.build(
+            fill_from_backbone(neck, self.backbone, in_channels="out_channels")
+        )
         self.head = MODELS.build(head)
         self.blur_sigma = blur_sigma
 
@@ -66,8 +61,5 @@ class PaDiM(MemoryBankModel):
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.head(self.embed(inputs))
-        maps = F.interpolate(
-            dist.unsqueeze(1), size=inputs.shape[-2:], mode="bilinear", align_corners=False
-        )
-        maps = gaussian_blur(maps, self.blur_sigma).squeeze(1)
-        return maps.flatten(1).amax(1), maps
+        maps = self.to_input_map(dist, inputs.shape[-2:], self.blur_sigma)
+        return self.image_score_from_map(maps), maps

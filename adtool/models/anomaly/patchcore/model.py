@@ -9,11 +9,9 @@ to the nearest bank entry, the image its worst patch (reweighted).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from adtool.models.anomaly.base import MemoryBankModel
-from adtool.models.components import gaussian_blur
 from adtool.registry import MODELS
 
 
@@ -59,11 +57,4 @@ class PatchCore(MemoryBankModel):
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patch_scores, image_scores = self.head(self.patch_embeddings(inputs))
-        maps = F.interpolate(
-            patch_scores.unsqueeze(1),
-            size=inputs.shape[-2:],
-            mode="bilinear",
-            align_corners=False,
-        )
-        maps = gaussian_blur(maps, self.blur_sigma).squeeze(1)
-        return image_scores, maps
+        return image_scores, self.to_input_map(patch_scores, inputs.shape[-2:], self.blur_sigma)

@@ -13,18 +13,9 @@ import torch
 
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
-from adtool.models.components import gaussian_blur
+from adtool.models.backbones.feature_info import fill_from_backbone
 from adtool.registry import MODELS
 from adtool.structures import AnomalyDataSample
-
-
-def _fill(cfg: dict, **values) -> dict:
-    """A copy of ``cfg`` with ``values`` set where the config leaves them out."""
-    cfg = dict(cfg)
-    for key, value in values.items():
-        if cfg.get(key) is None:
-            cfg[key] = value
-    return cfg
 
 
 @MODELS.register_module()
@@ -67,16 +58,19 @@ class ReverseDistillation(BaseAnomalyModel):
                 "ReverseDistillation's encoder must be frozen; set model.backbone.frozen=True"
             )
         self.backbone.requires_grad_(False)
-        channels = list(self.backbone.out_channels)
-        reductions = list(self.backbone.reductions)
-        self.neck = MODELS.build(_fill(neck, in_channels=channels, reductions=reductions))
+        self.neck = MODELS.build(
+            fill_from_backbone(
+                neck, self.backbone, in_channels="out_channels", reductions="reductions"
+            )
+        )
         self.decoder = MODELS.build(
-            _fill(
+            fill_from_backbone(
                 decoder,
+                self.backbone,
                 in_channels=self.neck.out_channels,
                 in_reduction=self.neck.out_reduction,
-                out_channels=channels,
-                reductions=reductions,
+                out_channels="out_channels",
+                reductions="reductions",
             )
         )
         self.head = MODELS.build(head)
@@ -104,5 +98,5 @@ class ReverseDistillation(BaseAnomalyModel):
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         encoded, restored = self.features(inputs)
         maps = self.head(encoded, restored, inputs.shape[-2:])
-        maps = gaussian_blur(maps.unsqueeze(1), self.blur_sigma).squeeze(1)
-        return maps.flatten(1).amax(1), maps
+        maps = self.to_input_map(maps, inputs.shape[-2:], self.blur_sigma)
+        return self.image_score_from_map(maps), maps

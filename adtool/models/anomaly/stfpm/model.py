@@ -13,7 +13,6 @@ import torch
 
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
-from adtool.models.components import gaussian_blur
 from adtool.registry import MODELS
 from adtool.structures import AnomalyDataSample
 
@@ -83,5 +82,5 @@ class STFPM(BaseAnomalyModel):
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         teacher, student = self.features(inputs)
         maps = self.head(teacher, student, inputs.shape[-2:])
-        maps = gaussian_blur(maps.unsqueeze(1), self.blur_sigma).squeeze(1)
-        return maps.flatten(1).amax(1), maps
+        maps = self.to_input_map(maps, inputs.shape[-2:], self.blur_sigma)
+        return self.image_score_from_map(maps), maps
