@@ -1,6 +1,7 @@
 from . import compat
-from .hooks import AnomalyCheckpointHook, RichProgressHook
+from .hooks import AnomalyCheckpointHook, ModelLifecycleHook, RichProgressHook
 from .loops import FitLoop
+from .optim import MultiOptimWrapperConstructor
 from .runner import AnomalyRunner, FitOnlyOptimWrapper
 
 compat.apply()
@@ -10,5 +11,7 @@ __all__ = [
     "AnomalyRunner",
     "FitLoop",
     "FitOnlyOptimWrapper",
+    "ModelLifecycleHook",
+    "MultiOptimWrapperConstructor",
     "RichProgressHook",
 ]

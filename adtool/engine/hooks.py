@@ -1,9 +1,16 @@
-"""Hooks: rich progress bars for every phase, best-checkpoint saving for anomaly metrics."""
+"""Hooks: the model's lifecycle, rich progress bars, best-checkpoint saving."""
 
 from __future__ import annotations
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import (
+    CheckpointLoader,
+    get_state_dict,
+    save_checkpoint,
+    weights_to_cpu,
+)
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,7 +21,56 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from adtool.fileio import atomic_path
 from adtool.registry import HOOKS
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class ModelLifecycleHook(Hook):
+    """Calls the model's ``before_train(train_loader)`` and ``after_train(train_loader)``.
+
+    :class:`~adtool.engine.AnomalyRunner` adds this hook to every run, so no config
+    names it and no model needs a loop of its own. A model without these methods is
+    left alone. ``before_train`` runs before the first step (or fit pass), after a
+    resume too. ``after_train`` runs when the loop ends; what it changes in the model is
+    written into the last checkpoint the run saved (on the main process), so the tested
+    and the saved model agree. (A ``best_*`` checkpoint comes from an earlier epoch's
+    weights and keeps its state as saved.)
+    """
+
+    priority = "ABOVE_NORMAL"  # before CheckpointHook (NORMAL) in after_train
+
+    def before_train(self, runner) -> None:
+        hook = getattr(_unwrap(runner.model), "before_train", None)
+        if callable(hook) and not getattr(hook, "lifecycle_noop", False):
+            hook(runner.train_dataloader)
+
+    def after_train(self, runner) -> None:
+        model = _unwrap(runner.model)
+        hook = getattr(model, "after_train", None)
+        # The base class's no-op is marked; skipping it spares a checkpoint rewrite.
+        if not callable(hook) or getattr(hook, "lifecycle_noop", False):
+            return
+        hook(runner.train_dataloader)
+        self._update_last_checkpoint(runner, model)
+
+    @staticmethod
+    def _update_last_checkpoint(runner, model) -> None:
+        """Rewrite the weights of the last saved checkpoint with the model's current ones."""
+        if not is_main_process():
+            return
+        for hook in runner.hooks:
+            path = getattr(hook, "last_ckpt", None) if isinstance(hook, CheckpointHook) else None
+            if path is None:
+                continue
+            checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location="cpu")
+            checkpoint["state_dict"] = weights_to_cpu(get_state_dict(model))
+            with atomic_path(path) as tmp:
+                save_checkpoint(checkpoint, str(tmp))
 
 
 @HOOKS.register_module()
@@ -59,7 +115,8 @@ class RichProgressHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         loop = runner.train_loop
-        name = "fit" if type(loop).__name__ == "FitLoop" else f"train epoch {runner.epoch + 1}"
+        # A loop may name its pass (FitLoop: "fit"); epoch loops count epochs.
+        name = getattr(loop, "phase", None) or f"train epoch {runner.epoch + 1}"
         self._start(runner, name, len(loop.dataloader))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:

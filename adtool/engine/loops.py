@@ -18,6 +18,11 @@ class FitLoop(BaseLoop):
     checkpoint hook saves the fitted model after the single epoch.
     """
 
+    #: No optimiser steps: the runner may supply a placeholder optim wrapper.
+    needs_optim_wrapper = False
+    #: Label of the pass in progress bars.
+    phase = "fit"
+
     def __init__(self, runner, dataloader) -> None:
         super().__init__(runner, dataloader)
         self._epoch = 0

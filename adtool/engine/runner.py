@@ -1,4 +1,4 @@
-"""adtool's runner: mmengine's, plus fit-only training without a real optimiser."""
+"""adtool's runner: mmengine's, plus fit-only training and the model lifecycle hook."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
-from adtool.registry import RUNNERS
+from adtool.engine.hooks import ModelLifecycleHook
+from adtool.registry import LOOPS, RUNNERS
 
 
 class FitOnlyOptimWrapper(OptimWrapper):
@@ -32,12 +33,18 @@ class FitOnlyOptimWrapper(OptimWrapper):
         return {}
 
 
-def is_fit_loop(train_cfg) -> bool:
-    """True when ``train_cfg`` selects :class:`FitLoop`."""
+def needs_optim_wrapper(train_cfg) -> bool:
+    """False when the train loop ``train_cfg`` selects never steps an optimiser.
+
+    A loop class says so with ``needs_optim_wrapper = False`` (:class:`FitLoop`); loops
+    without the attribute (mmengine's) need one.
+    """
+    loop = train_cfg
     if isinstance(train_cfg, dict):
-        loop_type = train_cfg.get("type")
-        return loop_type == "FitLoop" or getattr(loop_type, "__name__", None) == "FitLoop"
-    return type(train_cfg).__name__ == "FitLoop"
+        loop = train_cfg.get("type")
+        if isinstance(loop, str):
+            loop = LOOPS.get(loop)
+    return getattr(loop, "needs_optim_wrapper", True)
 
 
 class _DropInternalDeprecations(logging.Filter):
@@ -62,13 +69,28 @@ class _DropInternalDeprecations(logging.Filter):
 
 @RUNNERS.register_module()
 class AnomalyRunner(Runner):
-    """mmengine's Runner; a ``FitLoop`` config may leave ``optim_wrapper`` unset."""
+    """mmengine's Runner for every adtool run.
+
+    * A train loop that never steps an optimiser (``FitLoop``) may leave
+      ``optim_wrapper`` unset; a placeholder stands in and checkpoints skip its state.
+    * :class:`ModelLifecycleHook` is always registered: the model's ``before_train`` /
+      ``after_train`` run without any config naming the hook.
+    * ``optim_wrapper=dict(constructor='MultiOptimWrapperConstructor', g=dict(...),
+      d=dict(...))`` builds an ``OptimWrapperDict`` for models with several optimisers
+      (see :mod:`adtool.engine.optim`); mmengine saves and resumes each one's state.
+    """
 
     def __init__(self, *args, train_cfg=None, optim_wrapper=None, **kwargs) -> None:
-        if optim_wrapper is None and is_fit_loop(train_cfg):
+        if optim_wrapper is None and train_cfg is not None and not needs_optim_wrapper(train_cfg):
             optim_wrapper = FitOnlyOptimWrapper()
         super().__init__(*args, train_cfg=train_cfg, optim_wrapper=optim_wrapper, **kwargs)
         self.logger.addFilter(_DropInternalDeprecations())
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """mmengine's hooks, plus :class:`ModelLifecycleHook` unless the config adds it."""
+        super().register_hooks(default_hooks, custom_hooks)
+        if not any(isinstance(hook, ModelLifecycleHook) for hook in self.hooks):
+            self.register_hook(ModelLifecycleHook())
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         if isinstance(self.optim_wrapper, FitOnlyOptimWrapper):

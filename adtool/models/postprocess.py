@@ -12,8 +12,6 @@ threshold maps to 0.5 and the label rule ``score >= threshold`` becomes ``normal
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -22,30 +20,29 @@ from adtool.registry import MODELS
 #: The thresholds computed after a test, in the order the buffer stores them.
 THRESHOLD_NAMES = ("f1_percentile", "f1_uniform", "youden_j", "percentile_95")
 
-_NAN = float("nan")
-
-
-def _value(t: torch.Tensor) -> float | None:
-    v = float(t)
-    return None if math.isnan(v) else v
-
 
 @MODELS.register_module()
 class PostProcessor(nn.Module):
     """Thresholds and normalisation statistics of one model, as buffers.
 
-    Unset values are NaN (no chosen threshold: index -1). A checkpoint written before
-    the post-processor existed has no ``postprocessor.*`` keys; it still loads strictly
-    and leaves everything unset.
+    Each value has a bool "known" flag beside it (no NaN in the state dict, so that
+    weights compare equal); no chosen threshold is index -1. A checkpoint written
+    before the post-processor existed has no ``postprocessor.*`` keys; it still loads
+    strictly and leaves everything unset.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("threshold_values", torch.full((len(THRESHOLD_NAMES),), _NAN))
+        n = len(THRESHOLD_NAMES)
+        self.register_buffer("threshold_values", torch.zeros(n))
+        self.register_buffer("threshold_known", torch.zeros(n, dtype=torch.bool))
         self.register_buffer("chosen_index", torch.tensor(-1, dtype=torch.long))
-        self.register_buffer("pixel_threshold", torch.tensor(_NAN))
-        # image_min, image_max, map_min, map_max
-        self.register_buffer("score_stats", torch.full((4,), _NAN))
+        # pixel threshold value and whether it is known
+        self.register_buffer("pixel_threshold", torch.tensor(0.0))
+        self.register_buffer("pixel_known", torch.tensor(False))
+        # image_min, image_max, map_min, map_max; known: (image, map)
+        self.register_buffer("score_stats", torch.zeros(4))
+        self.register_buffer("stats_known", torch.zeros(2, dtype=torch.bool))
 
     # ------------------------------------------------------------------ thresholds
 
@@ -68,13 +65,13 @@ class PostProcessor(nn.Module):
         if unknown or (chosen is not None and chosen not in THRESHOLD_NAMES):
             bad = unknown[0] if unknown else chosen
             raise ValueError(f"unknown threshold '{bad}'; use one of {', '.join(THRESHOLD_NAMES)}")
-        new = torch.full_like(self.threshold_values, _NAN)
         for i, name in enumerate(THRESHOLD_NAMES):
-            if values.get(name) is not None:
-                new[i] = float(values[name])
-        self.threshold_values.copy_(new)
+            value = values.get(name)
+            self.threshold_values[i] = 0.0 if value is None else float(value)
+            self.threshold_known[i] = value is not None
         self.chosen_index.fill_(-1 if chosen is None else THRESHOLD_NAMES.index(chosen))
-        self.pixel_threshold.fill_(_NAN if pixel is None else float(pixel))
+        self.pixel_threshold.fill_(0.0 if pixel is None else float(pixel))
+        self.pixel_known.fill_(pixel is not None)
 
     def thresholds(self) -> dict | None:
         """The stored thresholds, or None when never set.
@@ -83,10 +80,15 @@ class PostProcessor(nn.Module):
             ``{"chosen", "value", "values": {name: value}, "pixel_threshold"}`` (the keys
             of the threshold record a test run writes), or None.
         """
-        values = {n: _value(v) for n, v in zip(THRESHOLD_NAMES, self.threshold_values)}
+        values = {
+            name: float(value) if known else None
+            for name, value, known in zip(
+                THRESHOLD_NAMES, self.threshold_values, self.threshold_known
+            )
+        }
         index = int(self.chosen_index)
         chosen = THRESHOLD_NAMES[index] if index >= 0 else None
-        pixel = _value(self.pixel_threshold)
+        pixel = float(self.pixel_threshold) if bool(self.pixel_known) else None
         if chosen is None and pixel is None and all(v is None for v in values.values()):
             return None
         return {
@@ -100,7 +102,9 @@ class PostProcessor(nn.Module):
     def image_threshold(self) -> float | None:
         """Value of the chosen threshold, or None."""
         index = int(self.chosen_index)
-        return None if index < 0 else _value(self.threshold_values[index])
+        if index < 0 or not bool(self.threshold_known[index]):
+            return None
+        return float(self.threshold_values[index])
 
     def labels(self, scores: torch.Tensor) -> torch.Tensor:
         """``scores >= chosen threshold`` as a bool tensor (raw, unnormalised scores).
@@ -122,13 +126,15 @@ class PostProcessor(nn.Module):
         self, image_min: float, image_max: float, map_min: float | None, map_max: float | None
     ) -> None:
         """Store min/max of image scores and of map values (None: the model has no maps)."""
-        stats = [image_min, image_max, map_min, map_max]
-        self.score_stats.copy_(torch.tensor([_NAN if v is None else float(v) for v in stats]))
+        has_map = map_min is not None and map_max is not None
+        stats = [image_min, image_max, map_min if has_map else 0.0, map_max if has_map else 0.0]
+        self.score_stats.copy_(torch.tensor([float(v) for v in stats]))
+        self.stats_known.copy_(torch.tensor([True, has_map]))
 
     @property
     def has_normalization(self) -> bool:
         """True when image-score statistics are stored."""
-        return not bool(torch.isnan(self.score_stats[:2]).any())
+        return bool(self.stats_known[0])
 
     @staticmethod
     def _min_max(
@@ -163,12 +169,13 @@ class PostProcessor(nn.Module):
             RuntimeError: when no map statistics are stored.
         """
         low, high = self.score_stats[2], self.score_stats[3]
-        if bool(torch.isnan(low) | torch.isnan(high)):
+        if not bool(self.stats_known[1]):
             raise RuntimeError(
                 "the model holds no map normalisation statistics; call "
                 "postprocessor.set_normalization(...) with map_min/map_max after a test run"
             )
-        return self._min_max(torch.as_tensor(maps), low, high, _value(self.pixel_threshold))
+        pixel = float(self.pixel_threshold) if bool(self.pixel_known) else None
+        return self._min_max(torch.as_tensor(maps), low, high, pixel)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -22,6 +22,12 @@ from adtool.models.postprocess import PostProcessor
 from adtool.structures import AnomalyDataSample
 
 
+def _lifecycle_noop(method):
+    """Mark a default lifecycle method: the engine may skip it (and the work around it)."""
+    method.lifecycle_noop = True
+    return method
+
+
 class BaseAnomalyModel(BaseModel):
     """An anomaly model following mmengine's ``forward(inputs, data_samples, mode)``.
 
@@ -87,6 +93,7 @@ class BaseAnomalyModel(BaseModel):
 
     # ------------------------------------------------------------------ lifecycle
 
+    @_lifecycle_noop
     def before_train(self, train_loader) -> None:
         """Called once before the first training step (or fit pass); no-op by default.
 
@@ -97,6 +104,7 @@ class BaseAnomalyModel(BaseModel):
             train_loader: The training dataloader.
         """
 
+    @_lifecycle_noop
     def after_train(self, train_loader) -> None:
         """Called once after the last training step (or the fit); no-op by default.
 

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 from mmengine.model import BaseModule
 
 from adtool.errors import ConfigError, WeightsNotFoundError
+from adtool.models.backbones.feature_info import size2
 from adtool.models.backbones.weights import load_timm_state_dict, resolve_backbone_weights
 from adtool.registry import MODELS
+
+
+def _floor_div(n: int, d: int) -> int:
+    return n // d
+
+
+def _ceil_div(n: int, d: int) -> int:
+    return -(-n // d)
 
 
 @MODELS.register_module()
@@ -110,10 +120,17 @@ class ViTTokenBackbone(BaseModule):
         """Stride of the returned map relative to the input (the patch size)."""
         return [int(self.model.patch_embed.patch_size[0])]
 
-    def feature_shapes(self, input_size: tuple[int, int]) -> list[tuple[int, int, int]]:
-        """(C, h, w) of the returned map for an input of ``input_size`` (H, W)."""
+    def feature_shapes(self, input_size: int | Sequence[int]) -> list[tuple[int, int, int]]:
+        """(C, h, w) of the returned map for an input of ``input_size`` (H, W), no forward.
+
+        The patch embedding is a stride-``patch`` convolution without padding, so a
+        border narrower than a patch is dropped (floor), unless timm pads the image
+        (``dynamic_img_pad``: ceil).
+        """
+        h, w = size2(input_size)
         ph, pw = self.model.patch_embed.patch_size
-        return [(self.out_channels[0], input_size[0] // ph, input_size[1] // pw)]
+        div = _ceil_div if getattr(self.model.patch_embed, "dynamic_img_pad", False) else _floor_div
+        return [(self.out_channels[0], div(h, ph), div(w, pw))]
 
     def init_weights(self) -> None:
         """Weights are loaded in ``__init__``; mmengine's re-initialisation must not undo it."""
