@@ -136,7 +136,9 @@ def test_base_config_builds_from_local_folder(tmp_path, monkeypatch):
     cfg = load_config(BASE)
     model_cfg = dict(cfg.model)
     model_cfg.pop("type")
-    model = ViTClassifier(**model_cfg)
+    # The config leaves num_classes to the data (the run path counts class folders).
+    assert model_cfg["num_classes"] is None
+    model = ViTClassifier(**{**model_cfg, "num_classes": 4})
     assert model.model.config.image_size == 224 and model.model.classifier.out_features == 4
     out = model(torch.rand(1, 3, 224, 224) * 2 - 1, mode="tensor")
     assert out.logits.shape == (1, 4)
