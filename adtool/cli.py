@@ -68,7 +68,7 @@ def _task_table(results: list[dict]) -> Table:
 
 
 def _summary_table(results: list[dict]) -> Table:
-    if results and "task" in results[0]:
+    if results and "metrics" in results[0]:  # a HuggingFace task: its own metrics
         return _task_table(results)
     configs = sorted({str(r["config"]) for r in results})
     table = Table(title=", ".join(configs))
@@ -95,7 +95,7 @@ def _summary_table(results: list[dict]) -> Table:
 
 
 def _print_result(result: dict, work_dir: Path) -> None:
-    if "task" in result:  # a HuggingFace task: no categories, results in work_dir itself
+    if result.get("category") is None:  # data without categories: results in work_dir itself
         console.print(f"[bold]{result['task']}[/]: results -> {work_dir}")
         return
     image = result["image"]
@@ -300,8 +300,16 @@ def infer(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device.")] = "cpu",
     cfg_options: CfgOpt = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Stop at the first unreadable image (default: skip it)."),
+    ] = False,
 ) -> None:
-    """Score images with a trained CHECKPOINT: predictions.csv and an overlay per image."""
+    """Score images with a trained CHECKPOINT: predictions.csv and an overlay per image.
+
+    An image that cannot be read is listed in predictions.csv (status column) and in one
+    warning line, the others are scored, and the exit status is 1; --strict stops at it.
+    """
     from adtool.apis.inference import infer as run_infer
 
     try:
@@ -315,13 +323,35 @@ def infer(
             thresholds_from=thresholds_from,
             device=device,
             cfg_options=cfg_options,
+            strict=strict,
         )
     except AdtoolError as e:
         _fail(e)
     if isinstance(rows, dict):  # a HuggingFace task: infer_task's summary
         count = rows.get("n_images", len(rows.get("predictions", [])))
         console.print(f"{count} images -> {out_dir}", highlight=False, soft_wrap=True)
+        _warn_failed([f["image"] for f in rows.get("failed", [])], out_dir)
         return
+    _print_infer_summary(rows, out_dir)
+    _warn_failed([r["path"] for r in rows if r.get("status", "ok") != "ok"], out_dir)
+
+
+def _warn_failed(failed: list[str], out_dir: Path) -> None:
+    """One warning line for the images that could not be read; exit status 1."""
+    if not failed:
+        return
+    shown = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+    err_console.print(
+        f"[bold yellow]warning:[/] {len(failed)} image(s) could not be read and were skipped: "
+        f"{shown} (status column of {out_dir / 'predictions.csv'}; --strict stops at the first)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
+
+
+def _print_infer_summary(rows: list[dict], out_dir: Path) -> None:
+    rows = [r for r in rows if r.get("score") is not None]
     labelled = [r for r in rows if r.get("label") is not None]
     if labelled:
         first = labelled[0]

@@ -1,28 +1,30 @@
-"""Named configs: find configs by path, stem or short model name."""
+"""Named configs: find configs by path, stem or short model name; the bottom apis layer.
+
+Nothing here imports another ``adtool.apis`` module. It holds what the other layers look
+up by name: where the configs live (:func:`config_root`), each model folder's default
+config (:func:`default_config`), the short dataset names of results files
+(:func:`dataset_name`) and the tasks a config may declare (:data:`TASKS`).
+"""
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from adtool.errors import ConfigError
 
-# The paper's own setting is each model's default config (the name a short model name
-# such as "padim" resolves to). A model folder missing here resolves to its only config.
-DEFAULT_CONFIGS = {
-    "patchcore": "patchcore_wrn50_mvtec",
-    "padim": "padim_wrn50_mvtec",
-    "dfm": "dfm_r50_mvtec",
-    "stfpm": "stfpm_r18_mvtec",
-    "fastflow": "fastflow_wrn50_mvtec",
-    "reverse_distillation": "reverse_distillation_wrn50_mvtec",
-    "vit": "vit_base_imagefolder",
-    "dfine": "dfine_hgnetv2-s_coco",
-    "eomt": "eomt_vit-l_ade",
-    "swin2sr": "swin2sr_x2_div2k",
-}
+# The marker a model folder's default config carries: a top-level ``default = True`` line.
+# It is read from the file's own source (not the merged config), so a config that inherits
+# from the default one is not a default itself.
+DEFAULT_MARKER = "default"
 
+# Every task a config's top-level ``task`` may name; ``'anomaly'`` when unset.
+TASKS = ("anomaly", "classification", "detection", "segmentation", "super_resolution")
+
+# Dataset class -> the short name results files and tables use.
 DATASET_NAMES = {
     "MVTecAD": "mvtec",
     "VisA": "visa",
@@ -36,10 +38,22 @@ DATASET_NAMES = {
 }
 
 
+def _packaged_configs() -> Path:
+    # `pip install .` ships configs/ as package data here (see pyproject.toml); in a
+    # checkout the same path is a symlink to the top-level configs/ folder.
+    return Path(__file__).resolve().parents[1] / ".mim" / "configs"
+
+
 def config_root() -> Path:
-    """The configs/ folder: ``$ADTOOL_CONFIG_DIR`` or the one beside the package."""
+    """The configs folder: ``$ADTOOL_CONFIG_DIR``, else the one installed with the package,
+    else ``configs/`` beside the package (a checkout)."""
     env = os.environ.get("ADTOOL_CONFIG_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if env:
+        return Path(env)
+    packaged = _packaged_configs()
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def list_configs() -> list[Path]:
@@ -48,25 +62,45 @@ def list_configs() -> list[Path]:
     return sorted(p for p in root.glob("*/*.py") if p.parent.name != "_base_")
 
 
+@lru_cache(maxsize=512)
+def _marked_default(path: Path, mtime: float) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if DEFAULT_MARKER in names and node.value.value is True:
+                return True
+    return False
+
+
+def is_default_config(path: str | os.PathLike) -> bool:
+    """True when the config file itself sets ``default = True`` at top level."""
+    path = Path(path)
+    return _marked_default(path, path.stat().st_mtime)
+
+
 def default_config(model: str) -> Path | None:
     """The default config of model folder ``configs/<model>/``, or None without one.
 
-    :data:`DEFAULT_CONFIGS` names it; a folder not listed there resolves to its only
-    config.
+    The config marked ``default = True`` (the paper's own setting); a folder without a
+    marked config resolves to its only config.
 
     Raises:
-        ConfigError: when an unlisted folder has several configs.
+        ConfigError: when several configs are marked, or none is and there are several.
     """
-    root = config_root()
-    stem = DEFAULT_CONFIGS.get(model)
-    if stem is not None:
-        matches = sorted(root.glob(f"*/{stem}.py"))
-        if matches:
-            return matches[0]
-    folder = root / model
-    candidates = sorted(folder.glob("*.py"))
+    folder = config_root() / model
+    candidates = sorted(folder.glob("*.py")) if folder.is_dir() else []
     if not candidates:
         return None
+    marked = [p for p in candidates if is_default_config(p)]
+    if len(marked) == 1:
+        return marked[0]
+    if len(marked) > 1:
+        names = ", ".join(p.name for p in marked)
+        raise ConfigError(
+            f"model '{model}' has several configs marked `default = True` ({names}); keep "
+            "the marker in one"
+        )
     if len(candidates) == 1:
         return candidates[0]
     names = ", ".join(p.stem for p in candidates)
@@ -90,17 +124,33 @@ def resolve_config(name: str | os.PathLike) -> Path:
     by_stem = {p.stem: p for p in list_configs()}
     if key in by_stem:
         return by_stem[key]
-    if "/" not in key and "\\" not in key:
+    if "/" not in key and "\\" not in key and key not in ("", ".", ".."):
         found = default_config(key)
         if found is not None:
             return found
     models = {p.parent.name for p in by_stem.values()}
-    choices = sorted(set(by_stem) | set(DEFAULT_CONFIGS) | models)
+    choices = sorted(set(by_stem) | models)
     close = difflib.get_close_matches(key, choices, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "`adtool list-configs` lists them"
     raise ConfigError(f"no config named '{name}'; {hint}")
 
 
-def dataset_name(dataset_type: str) -> str:
-    """Short dataset name for results (``'MVTecAD'`` -> ``'mvtec'``)."""
+def dataset_name(dataset_type) -> str | None:
+    """Short dataset name for results (``'MVTecAD'`` -> ``'mvtec'``); a class or a name."""
+    if dataset_type is None:
+        return None
+    if not isinstance(dataset_type, str):
+        dataset_type = getattr(dataset_type, "__name__", str(dataset_type))
     return DATASET_NAMES.get(dataset_type, dataset_type.lower())
+
+
+def task_of(cfg) -> str:
+    """The config's ``task`` (``'anomaly'`` when unset), checked against :data:`TASKS`.
+
+    Raises:
+        ConfigError: for an unknown task.
+    """
+    task = cfg.get("task", "anomaly")
+    if task not in TASKS:
+        raise ConfigError(f"task '{task}' is not known; set task to one of {', '.join(TASKS)}")
+    return task

@@ -1,23 +1,44 @@
-"""The one code path behind tools/train.py, tools/test.py, the CLI and the Python API.
+"""The one run path behind tools/train.py, tools/test.py, the CLI and the Python API.
 
-For each category: build a runner from the config, fit or train, test, and write the
-DESIGN.md results (results.json, results.txt, plots, overlays) into
-``<work_dir>/<category>/``.
+Layer 3 of ``adtool.apis``: config_index -> checkpoints / inputs -> thresholds -> core
+-> inference / tasks / benchmark; no module imports one above it. For every config,
+anomaly or HuggingFace task alike: build a runner, fit or train, test, then let the test
+metric write its own outputs (``metric.write_outputs(work_dir, results)``), store the
+thresholds with the tested model, and write ``results.json`` last (atomically), so a run
+killed earlier never looks finished. Anomaly data has categories (results in
+``<work_dir>/<category>/``); a dataset without a ``category`` setting writes into
+``<work_dir>`` itself.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-from adtool.apis.config_index import config_root, dataset_name, resolve_config
+from adtool.apis.checkpoints import (
+    check_state_dict,
+    complete_model_cfg,
+    last_checkpoint,
+    read_checkpoint,
+    unwrap,
+    weights_from_checkpoint,
+)
+from adtool.apis.config_index import config_root, dataset_name, resolve_config, task_of
+from adtool.apis.thresholds import attach_thresholds, is_inside
 from adtool.errors import ConfigError, DataError
+from adtool.evaluation.report import format_results_json
+from adtool.fileio import atomic_write_text
 from adtool.registry import DATASETS, RUNNERS, register_all_modules
 
 LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
@@ -90,58 +111,127 @@ def use_dataset(cfg: Config, dataset: str) -> None:
 
 def _dataset_spec(cfg: Config) -> ConfigDict:
     loader = cfg.get("test_dataloader") or cfg.get("train_dataloader")
-    if not loader:
-        raise ConfigError("config has no test_dataloader or train_dataloader")
+    if not loader or not loader.get("dataset"):
+        raise ConfigError("config has no test_dataloader.dataset or train_dataloader.dataset")
     return loader["dataset"]
 
 
-def resolve_categories(cfg: Config, category: str | None) -> list[str]:
-    """``None`` (the config's), ``'all'``, ``'a,b'`` or ``'a'`` -> list of categories."""
-    spec = _dataset_spec(cfg)
-    if category is None:
-        return [spec.get("category")]
-    if category != "all":
-        return [c.strip() for c in category.split(",") if c.strip()]
-    register_all_modules()
-    dataset_cls = DATASETS.get(spec["type"])
-    found = dataset_cls.list_categories(spec["data_root"])
-    if not found:
-        raise DataError(
-            f"no categories found under {spec['data_root']}; pass --data-root pointing at the "
-            "folder that holds the category folders"
+def check_category(name: str | None) -> None:
+    """Refuse a category that is not a single folder name (it names an output folder).
+
+    Raises:
+        ConfigError: for an empty name, ``.``/``..``, a path separator or an absolute path.
+    """
+    if name is None:
+        return
+    text = str(name)
+    if (
+        not text.strip()
+        or text in (".", "..")
+        or "/" in text
+        or "\\" in text
+        or "\x00" in text
+        or os.path.isabs(text)
+        or Path(text).drive
+    ):
+        raise ConfigError(
+            f"category '{text}' is not a folder name (no '/', '\\', '..' or absolute path); "
+            "pass the name of one category folder, e.g. --category bottle"
         )
-    return list(found)
 
 
-def _unload_pretrained(model_cfg) -> None:
-    """Set ``weights=None`` on every timm backbone: a checkpoint carries the weights."""
-    if isinstance(model_cfg, dict):
-        if model_cfg.get("type") in ("TimmBackbone", "ViTTokenBackbone"):
-            model_cfg["weights"] = None
-        for value in model_cfg.values():
-            _unload_pretrained(value)
-    elif isinstance(model_cfg, list):
-        for value in model_cfg:
-            _unload_pretrained(value)
+def output_dir(root: str | os.PathLike, category: str | None) -> Path:
+    """``<root>/<category>`` (``root`` without a category), checked to stay inside ``root``.
+
+    Raises:
+        ConfigError: when the category would lead outside ``root``.
+    """
+    check_category(category)
+    root = Path(root)
+    out = root if category is None else root / str(category)
+    if not is_inside(out, root):
+        raise ConfigError(f"category '{category}' would write outside the work dir {root}")
+    return out
+
+
+def ensure_writable(folder: str | os.PathLike, flag: str = "--work-dir") -> Path:
+    """Create ``folder`` and check that a file can be written in it, before any work.
+
+    Raises:
+        ConfigError: naming the folder, why it cannot be written and the option to change.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".adtool-write-check-"):
+            pass
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(
+            f"output folder {folder} cannot be written ({reason}); pass {flag} with a folder "
+            "you can write to"
+        ) from None
+    return folder
+
+
+def resolve_categories(cfg: Config, category: str | None) -> list[str | None]:
+    """``None`` (the config's), ``'all'``, ``'a,b'`` or ``'a'`` -> list of categories.
+
+    A dataset without a ``category`` setting (the HuggingFace task data) gives ``[None]``.
+
+    Raises:
+        ConfigError: for a category name that is not a folder name, or a category for a
+            dataset that has none.
+        DataError: when ``'all'`` finds no category folder.
+    """
+    spec = _dataset_spec(cfg)
+    if "category" not in spec:
+        if category is not None:
+            raise ConfigError(
+                f"the {spec.get('type')} dataset of this config has no categories; drop "
+                f"--category {category}"
+            )
+        return [None]
+    if category is None:
+        names = [spec.get("category")]
+    elif category != "all":
+        names = [c.strip() for c in category.split(",") if c.strip()]
+    else:
+        register_all_modules()
+        dataset_cls = DATASETS.get(spec["type"])
+        names = list(dataset_cls.list_categories(spec["data_root"]))
+        if not names:
+            raise DataError(
+                f"no categories found under {spec['data_root']}; pass --data-root pointing at "
+                "the folder that holds the category folders"
+            )
+    for name in names:
+        check_category(name)
+    return names
 
 
 def build_runner(
     cfg: Config,
-    category: str,
-    work_dir: Path,
-    checkpoint: str | None = None,
+    category: str | None,
+    work_dir: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
     resume: bool | str = False,
 ):
-    """An mmengine runner for one category, writing into ``work_dir``."""
+    """An mmengine runner for one category (or a dataset without one) writing into
+    ``work_dir``; with ``checkpoint`` no pretrained weights are read (the file has them)."""
     register_all_modules()
     cfg = copy.deepcopy(cfg)
     set_data(cfg, category=category)
+    complete_model_cfg(cfg)
     cfg.work_dir = str(work_dir)
     stem = Path(cfg.filename).stem if cfg.filename else "config"
-    cfg.experiment_name = f"{stem}_{category}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    parts = [stem] if category is None else [stem, str(category)]
+    cfg.experiment_name = "_".join([*parts, time.strftime("%Y%m%d_%H%M%S"), str(os.getpid())])
     if checkpoint is not None:
-        _unload_pretrained(cfg.model)
-    return runner_from_cfg(cfg, checkpoint, resume)
+        # run_category loads the checkpoint itself (read once, checked, then loaded).
+        with weights_from_checkpoint(cfg):
+            return runner_from_cfg(cfg, None, resume)
+    return runner_from_cfg(cfg, None, resume)
 
 
 def runner_from_cfg(cfg: Config, checkpoint: str | None = None, resume: bool | str = False):
@@ -177,20 +267,62 @@ def release_logs(runner) -> None:
             runner.logger.removeHandler(handler)
 
 
-def _after_training(runner) -> dict:
+def jsonable(value):
+    """``value`` with numpy/torch scalars as Python numbers and NaN/inf as None (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def load_tested_checkpoint(runner, path: str | os.PathLike) -> None:
+    """Load ``path`` into the runner's model, refusing in one line a file that is
+    unreadable or holds another model or backbone than the config builds."""
+    loaded = read_checkpoint(path)
+    check_state_dict(runner.model, loaded, path, runner.cfg.model)
+    runner.call_hook("after_load_checkpoint", checkpoint=loaded)
+    # Keys were checked above; the post-processor's may be absent in older files.
+    _load_checkpoint_to_model(unwrap(runner.model), loaded, strict=False)
+    runner.logger.info(f"Load checkpoint from {path}")
+
+
+def _check_resume(runner, work_dir: Path, resume: bool | str) -> None:
+    """One line for a resume checkpoint that is unreadable or of another model (mmengine
+    then reads it again, with its optimiser state)."""
+    if not resume:
+        return
+    path = Path(resume) if isinstance(resume, str) else last_checkpoint(work_dir)
+    if path is not None:
+        check_state_dict(runner.model, read_checkpoint(path), path, runner.cfg.model)
+
+
+def _after_training(runner, work_dir: Path) -> dict:
     """What training did, and the weights to test: the last (default) or the best epoch.
 
     ``test_from = "best"`` in a config loads the checkpoint that the checkpoint hook kept
-    for the best validation ``image_AUROC`` before testing.
+    for the best validation score before testing.
     """
     info = runner.message_hub.runtime_info
     best_path = info.get("best_ckpt")
+    last = last_checkpoint(work_dir)
     train = {
         "epochs": runner.epoch,
         "iters": runner.iter,
         "best_image_AUROC": info.get("best_score"),
         "best_checkpoint": best_path,
         "tested": "last",
+        "checkpoint": None if last is None else str(last),
     }
     test_from = runner.cfg.get("test_from", "last")
     if test_from not in ("last", "best"):
@@ -204,29 +336,45 @@ def _after_training(runner) -> dict:
     return train
 
 
+def _test_metric(runner):
+    metric = runner.test_evaluator.metrics[0]
+    report = getattr(metric, "last_report", None)
+    if not isinstance(report, dict) or not hasattr(metric, "write_outputs"):
+        raise ConfigError(
+            f"test metric {type(metric).__name__} keeps no last_report or has no write_outputs; "
+            "use an adtool metric (AnomalyMetric, ClassificationMetric, ...) as test_evaluator"
+        )
+    return metric, report
+
+
 def run_category(
     cfg: Config,
-    category: str,
+    category: str | None,
     work_dir: str | os.PathLike,
     checkpoint: str | None = None,
     resume: bool | str = False,
 ) -> dict:
     """Fit/train (unless ``checkpoint`` is given), test, and write the results files.
 
+    Args:
+        cfg: A loaded config (``--data-root`` already applied).
+        category: The category to run, or None for a dataset without categories.
+        work_dir: This run's output folder.
+        checkpoint: Test this saved model instead of training. Defaults to None.
+        resume: Resume training from the work dir's last checkpoint (True) or a path.
+            Defaults to False.
+
     Returns:
         The results dict written to ``<work_dir>/results.json``.
     """
-    from adtool.apis.inference import attach_thresholds
-    from adtool.evaluation import write_report
-    from adtool.fileio import atomic_write_text
-
-    if cfg.get("task", "anomaly") != "anomaly":
-        from adtool.apis.tasks import run_task
-
-        return run_task(cfg, work_dir, checkpoint=checkpoint, resume=resume)
-    work_dir = Path(work_dir)
+    task = task_of(cfg)
+    check_category(category)
+    work_dir = ensure_writable(work_dir)
     runner = build_runner(cfg, category, work_dir, checkpoint=checkpoint, resume=resume)
     try:
+        if checkpoint is not None:
+            load_tested_checkpoint(runner, checkpoint)
+        _check_resume(runner, work_dir, resume)
         atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
         train_s = 0.0
         n_train = None
@@ -236,20 +384,21 @@ def run_category(
             runner.train()
             train_s = time.perf_counter() - start
             n_train = len(runner.train_dataloader.dataset)
-            train_info = _after_training(runner)
+            train_info = _after_training(runner, work_dir)
         start = time.perf_counter()
         runner.test()
         test_s = time.perf_counter() - start
-        metric = runner.test_evaluator.metrics[0]
-        report = metric.last_report
+        metric, report = _test_metric(runner)
         n_test = report.get("n_test") or len(runner.test_dataloader.dataset)
-        dataset_type = _dataset_spec(runner.cfg)["type"]
+        spec = _dataset_spec(runner.cfg)
         results = {
             "model": runner.cfg.model["type"],
             "config": Path(runner.cfg.filename).stem if runner.cfg.filename else None,
-            "dataset": dataset_name(dataset_type),
+            "dataset": dataset_name(spec.get("type")),
             "category": category,
-            **{k: v for k, v in report.items() if k not in ("n_test",)},
+            "task": task,
+            "data_root": spec.get("data_root"),
+            **{k: v for k, v in report.items() if k not in ("n_test", "inference_thresholds")},
             "timing": {
                 "train_s": round(train_s, 3),
                 "test_s": round(test_s, 3),
@@ -262,8 +411,13 @@ def run_category(
             results["train"] = train_info
         if checkpoint is not None:
             results["checkpoint"] = str(checkpoint)
-        write_report(work_dir, results, metric.last_arrays)
-        attach_thresholds(work_dir, results, checkpoint)
+        results = jsonable(results)
+        metric.write_outputs(work_dir, results)
+        attach_thresholds(
+            work_dir, results, checkpoint, model=runner.model, report=report, task=task
+        )
+        # Last: a results.json means every other file of the run is there.
+        atomic_write_text(work_dir / "results.json", format_results_json(results))
         return results
     finally:
         release_logs(runner)
@@ -287,8 +441,8 @@ def run(
         config: Config path, stem or short model name.
         data_root: Overrides every dataloader's ``data_root``.
         category: ``None`` (the config's), a name, ``'a,b'`` or ``'all'``.
-        work_dir: Output root; results go to ``<work_dir>/<category>/``. Defaults to
-            ``work_dirs/<config stem>``.
+        work_dir: Output root; results go to ``<work_dir>/<category>/`` (``<work_dir>``
+            for a dataset without categories). Defaults to ``work_dirs/<config stem>``.
         cfg_options: ``--cfg-options`` style overrides.
         dataset: Swap in ``configs/_base_/datasets/<dataset>.py`` (keeps the model's
             pipelines).
@@ -300,24 +454,21 @@ def run(
         One results dict per category.
     """
     cfg = load_config(config, cfg_options)
+    task_of(cfg)
     if dataset is not None:
         use_dataset(cfg, dataset)
     set_data(cfg, data_root=data_root)
     root = Path(work_dir) if work_dir else Path("work_dirs") / Path(cfg.filename).stem
-    if cfg.get("task", "anomaly") != "anomaly":
-        # HuggingFace tasks (classification, detection, ...) have no categories.
-        from adtool.apis.tasks import run_task
-
-        result = run_task(cfg, root, checkpoint=checkpoint, resume=resume)
-        if on_result is not None:
-            on_result(result)
-        return [result]
     categories = resolve_categories(cfg, category)
     if checkpoint is not None and len(categories) > 1:
         raise ConfigError("a checkpoint belongs to one category; pass --category NAME")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise DataError(f"checkpoint {checkpoint} not found; pass the .pth a training run wrote")
+    out_dirs = [output_dir(root, cat) for cat in categories]
+    ensure_writable(root)
     outputs = []
-    for cat in categories:
-        result = run_category(cfg, cat, root / str(cat), checkpoint=checkpoint, resume=resume)
+    for cat, out_dir in zip(categories, out_dirs):
+        result = run_category(cfg, cat, out_dir, checkpoint=checkpoint, resume=resume)
         outputs.append(result)
         if on_result is not None:
             on_result(result)

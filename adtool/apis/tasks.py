@@ -1,33 +1,18 @@
-"""Train, test and run inference for the HuggingFace task configs (``task != 'anomaly'``).
+"""Inference for the HuggingFace task configs (``task`` != ``'anomaly'``).
 
-:func:`run_task` is what ``tools/train.py`` / ``tools/test.py`` (through
-:func:`adtool.apis.core.run`) call for a config whose top-level ``task`` is
-``'classification'``, ``'detection'``, ``'segmentation'`` or ``'super_resolution'``.
-The contract with the metrics and wrappers (see ``adtool/models/hf/base.py`` too):
+Layer 4 of ``adtool.apis`` (beside :mod:`~adtool.apis.inference`, which sends these
+configs here). Training and testing them goes through the one run path,
+:func:`adtool.apis.core.run_category`: the test metric (ClassificationMetric,
+DetectionMetric, SegmentationMetric, SuperResolutionMetric) keeps
+``last_report = {"metrics", "thresholds", "n_test"}`` (optionally
+``"inference_thresholds"``) and writes its own files with
+``write_outputs(work_dir, results)``; detection's best-F1 score threshold is stored in
+the trained checkpoint's ``meta['adtool_thresholds']`` (:mod:`adtool.apis.thresholds`).
 
-- The test evaluator's first metric is an mmengine ``BaseMetric`` whose
-  ``compute_metrics`` returns the flat task metrics (classification ``accuracy``,
-  ``top5_accuracy``; detection ``mAP``, ``mAP50``, ``mAP75``; segmentation ``mIoU``,
-  ``pixel_accuracy``; super-resolution ``PSNR``, ``SSIM``), keeps
-  ``last_report = {"metrics": {...}, "thresholds": {...}}`` (optionally ``"n_test"`` and
-  ``"inference_thresholds": {"score": float}``) and implements
-  ``write_outputs(work_dir, results)`` (results.txt, plots, pictures).
-- :func:`run_task` writes into ``work_dir`` (no category level): ``config.py``, the
-  checkpoints (mmengine CheckpointHook), ``results.json`` (atomic) =
-  ``{"task", "model", "config", "dataset", "data_root", "metrics", "thresholds",
-  "timing": {"train_s", "test_s", "test_images_per_s"}, "n_train", "n_test",
-  "train": {"epochs", "iters", "checkpoint"}}`` (``"checkpoint"`` at top level when a
-  saved model was tested), then calls ``metric.write_outputs``.
-- Thresholds for inference go into the tested checkpoint's meta as
-  ``meta["adtool_thresholds"]`` (e.g. ``{"score": 0.42}``, the detection best-F1 score
-  threshold): taken from ``last_report["inference_thresholds"]`` or else from
-  ``last_report["thresholds"]["best_f1"]`` (its ``"score"``, ``"threshold"`` or
-  ``"value"``). Only a checkpoint trained in the same run is updated; a checkpoint given
-  for testing is left untouched (its run's thresholds are already in it).
-- :func:`infer_task` (``tools/infer.py`` for these tasks) reads images through
-  ``cfg.infer_pipeline`` if the config sets one, else the test pipeline (super-resolution:
-  load + pack, since the input is the low-resolution image); so the test pipelines'
-  annotation steps must skip images without annotations.
+:func:`infer_task` (``tools/infer.py`` for these configs) reads images through
+``cfg.infer_pipeline`` if the config sets one, else the test pipeline (super-resolution:
+load + pack, since the input is the low-resolution image); so the test pipelines'
+annotation steps must skip images without annotations.
 """
 
 from __future__ import annotations
@@ -36,9 +21,7 @@ import copy
 import csv
 import io
 import json
-import math
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -46,29 +29,14 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from adtool.apis.config_index import dataset_name
-from adtool.apis.core import runner_from_cfg
-from adtool.apis.inference import META_KEY as THRESHOLDS_META_KEY
-from adtool.apis.inference import last_checkpoint, write_checkpoint_meta
+from adtool.apis.checkpoints import load_model
+from adtool.apis.config_index import task_of
+from adtool.apis.core import jsonable
+from adtool.apis.inputs import list_inputs, unique_stems
+from adtool.apis.thresholds import META_KEY as THRESHOLDS_META_KEY
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_bytes, atomic_write_text
-from adtool.registry import register_all_modules
-
-TASKS = ("classification", "detection", "segmentation", "super_resolution")
-
-
-def task_of(cfg: Config) -> str:
-    """The config's ``task``, checked against the known tasks."""
-    task = cfg.get("task", "anomaly")
-    if task not in TASKS:
-        raise ConfigError(
-            f"task '{task}' is not known; set task to one of {', '.join(TASKS)} or 'anomaly'"
-        )
-    return task
-
-
-def _config_stem(cfg: Config) -> str | None:
-    return Path(cfg.filename).stem if cfg.filename else None
+from adtool.registry import TRANSFORMS
 
 
 def _test_dataset_cfg(cfg: Config) -> dict:
@@ -78,189 +46,7 @@ def _test_dataset_cfg(cfg: Config) -> dict:
     return loader["dataset"]
 
 
-def build_task_runner(
-    cfg: Config,
-    work_dir: str | os.PathLike,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool | str = False,
-):
-    """An mmengine runner for a task config, writing into ``work_dir``.
-
-    With ``checkpoint``, the wrapper reads only ``config.json`` of its pretrained folder
-    (the checkpoint holds the weights) and the runner loads the checkpoint before testing.
-    """
-    from adtool.models.hf.base import skip_pretrained_weights
-
-    register_all_modules()
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = str(work_dir)
-    stem = _config_stem(cfg) or "config"
-    cfg.experiment_name = f"{stem}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
-    if checkpoint is not None:
-        with skip_pretrained_weights():
-            return runner_from_cfg(cfg, checkpoint, resume)
-    return runner_from_cfg(cfg, checkpoint, resume)
-
-
-def jsonable(value):
-    """``value`` with numpy/torch scalars as Python numbers and NaN/inf as None (valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def inference_thresholds(report: dict) -> dict:
-    """The thresholds inference needs, from a metric's ``last_report`` (see module doc)."""
-    explicit = report.get("inference_thresholds")
-    if explicit:
-        return {k: float(v) for k, v in explicit.items() if v is not None}
-    best = (report.get("thresholds") or {}).get("best_f1")
-    if isinstance(best, dict):
-        for key in ("score", "threshold", "value"):
-            if best.get(key) is not None:
-                return {"score": float(best[key])}
-    elif isinstance(best, (int, float)):
-        return {"score": float(best)}
-    return {}
-
-
-def _dataset_short_name(dataset_type) -> str | None:
-    """``METAINFO['dataset']`` of the dataset class (e.g. ``'imagefolder'``), else its name."""
-    from adtool.registry import DATASETS
-
-    if not isinstance(dataset_type, str):
-        return getattr(dataset_type, "__name__", None)
-    cls = DATASETS.get(dataset_type)
-    short = getattr(cls, "METAINFO", {}).get("dataset") if cls is not None else None
-    return short or dataset_name(dataset_type)
-
-
-def store_checkpoint_meta(path: Path, task: str, thresholds: dict) -> None:
-    """Write ``task`` and ``thresholds`` into the checkpoint's meta (atomically)."""
-    write_checkpoint_meta(path, {THRESHOLDS_META_KEY: thresholds, "adtool_task": task})
-
-
-def run_task(
-    cfg: Config,
-    work_dir: str | os.PathLike,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool | str = False,
-) -> dict:
-    """Train (unless ``checkpoint`` is given), test, and write the results files.
-
-    Args:
-        cfg: A task config (``task`` != ``'anomaly'``), ``--data-root`` already applied.
-        work_dir: Output folder; results go straight here (no categories).
-        checkpoint: Test this saved model instead of training. Defaults to None.
-        resume: Resume training from the work dir's last checkpoint (True) or a path.
-            Defaults to False.
-
-    Returns:
-        The results dict written to ``<work_dir>/results.json``.
-    """
-    task = task_of(cfg)
-    work_dir = Path(work_dir)
-    runner = build_task_runner(cfg, work_dir, checkpoint=checkpoint, resume=resume)
-    atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
-    train_s = 0.0
-    n_train = None
-    train_info = None
-    if checkpoint is None and runner.cfg.get("train_cfg"):
-        start = time.perf_counter()
-        runner.train()
-        train_s = time.perf_counter() - start
-        n_train = len(runner.train_dataloader.dataset)
-        last = last_checkpoint(work_dir)
-        train_info = {
-            "epochs": runner.epoch,
-            "iters": runner.iter,
-            "checkpoint": None if last is None else str(last),
-        }
-    start = time.perf_counter()
-    runner.test()
-    test_s = time.perf_counter() - start
-    metric = runner.test_evaluator.metrics[0]
-    report = getattr(metric, "last_report", None)
-    if not isinstance(report, dict) or "metrics" not in report:
-        raise ConfigError(
-            f"test metric {type(metric).__name__} keeps no last_report; task configs need "
-            "the task metric (e.g. ClassificationMetric) as test_evaluator"
-        )
-    n_test = report.get("n_test") or len(runner.test_dataloader.dataset)
-    dataset_cfg = _test_dataset_cfg(runner.cfg)
-    results = {
-        "task": task,
-        "model": runner.cfg.model["type"],
-        "config": _config_stem(runner.cfg),
-        "dataset": _dataset_short_name(dataset_cfg.get("type")),
-        "data_root": dataset_cfg.get("data_root"),
-        "metrics": report["metrics"],
-        "thresholds": report.get("thresholds", {}),
-        "timing": {
-            "train_s": round(train_s, 3),
-            "test_s": round(test_s, 3),
-            "test_images_per_s": round(n_test / test_s, 3) if test_s > 0 else None,
-        },
-        "n_train": n_train,
-        "n_test": n_test,
-    }
-    if train_info is not None:
-        results["train"] = train_info
-        thresholds = inference_thresholds(report)
-        if train_info["checkpoint"] is not None:
-            store_checkpoint_meta(Path(train_info["checkpoint"]), task, thresholds)
-    if checkpoint is not None:
-        results["checkpoint"] = str(checkpoint)
-    results = jsonable(results)
-    atomic_write_text(work_dir / "results.json", json.dumps(results, indent=2) + "\n")
-    metric.write_outputs(work_dir, results)
-    return results
-
-
-# ---------------------------------------------------------------------------- inference
-
-
-def _input_paths(inputs: str | os.PathLike | Iterable, exclude: Path | None = None) -> list[Path]:
-    """Image files of ``inputs`` (files, folders searched recursively), ``exclude`` skipped."""
-    from adtool.datasets import is_image_file
-
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    inputs = [Path(i) for i in inputs]
-    skip = exclude.resolve() if exclude is not None else None
-    paths: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
-            if skip is not None:
-                found = [p for p in found if skip not in p.resolve().parents]
-            paths += found
-        elif path.is_file():
-            if not is_image_file(path):
-                raise DataError(f"{path} is not an image file (png, jpg, bmp, tif, ...)")
-            paths.append(path)
-        else:
-            raise DataError(f"input {path} not found; pass an image file or a folder of images")
-    if not paths:
-        raise DataError(f"no images found in {', '.join(str(i) for i in inputs)}")
-    return paths
-
-
 def _infer_pipeline(cfg: Config, task: str):
-    from adtool.registry import TRANSFORMS
-
     steps = cfg.get("infer_pipeline")
     if steps is None:
         if task == "super_resolution":
@@ -276,40 +62,6 @@ def _infer_pipeline(cfg: Config, task: str):
         return results
 
     return apply
-
-
-def load_task_model(cfg: Config, checkpoint: str | os.PathLike, device: str = "cpu"):
-    """The config's wrapper with the checkpoint's weights, in eval mode, and the meta."""
-    from mmengine.runner.checkpoint import load_checkpoint
-
-    from adtool.models.hf.base import skip_pretrained_weights
-    from adtool.registry import MODELS
-
-    register_all_modules()
-    if not Path(checkpoint).is_file():
-        raise DataError(f"checkpoint {checkpoint} not found; pass the .pth a training run wrote")
-    with skip_pretrained_weights():
-        model = MODELS.build(copy.deepcopy(cfg.model))
-    state = load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True)
-    model.to(device).eval()
-    return model, state.get("meta", {}) or {}
-
-
-def _unique_stems(paths: list[Path]) -> list[str]:
-    """Output names: the file stem, or ``<folder>_<stem>`` where stems repeat (then a
-    counter if even those repeat)."""
-    counts: dict[str, int] = {}
-    for path in paths:
-        counts[path.stem] = counts.get(path.stem, 0) + 1
-    names, used = [], set()
-    for p in paths:
-        name = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
-        base, k = name, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        names.append(name)
-    return names
 
 
 def _class_names(meta: dict, cfg: Config) -> list[str] | None:
@@ -447,6 +199,7 @@ def infer_task(
     out_dir: str | os.PathLike,
     threshold: float | None = None,
     device: str = "cpu",
+    strict: bool = False,
 ) -> dict:
     """Predict on an image or a folder; write predictions (CSV + JSON) and pictures.
 
@@ -458,30 +211,42 @@ def infer_task(
 
     Args:
         cfg: The task config the checkpoint was trained with.
-        checkpoint: A checkpoint written by :func:`run_task`.
+        checkpoint: A checkpoint written by training (:func:`adtool.apis.core.run`).
         inputs: An image file, a folder of images, or a list of either.
         out_dir: Output folder.
         threshold: Detection score threshold. Defaults to the best-F1 threshold stored in
             the checkpoint's meta, else 0.5.
         device: Torch device. Defaults to ``'cpu'``.
+        strict: Stop at the first unreadable image; otherwise it is skipped, listed in
+            ``failed`` and in ``predictions.csv`` with its ``status``. Defaults to False.
 
     Returns:
-        ``{"task", "checkpoint", "threshold", "n_images", "predictions": [...]}``.
+        ``{"task", "checkpoint", "threshold", "n_images", "predictions": [...],
+        "failed": [{"image", "status"}]}``.
     """
     from mmengine.dataset import pseudo_collate
 
     task = task_of(cfg)
     out_dir = Path(out_dir)
-    paths = _input_paths(inputs, exclude=out_dir)
-    model, meta = load_task_model(cfg, checkpoint, device)
+    paths = list_inputs(inputs, exclude=out_dir)
+    model, loaded = load_model(cfg, checkpoint, device)
+    meta = loaded.get("meta") or {}
     classes = _class_names(meta, cfg)
     if task == "detection" and threshold is None:
         threshold = (meta.get(THRESHOLDS_META_KEY) or {}).get("score", 0.5)
     pipeline = _infer_pipeline(cfg, task)
     predictions = []
     rows: list[dict] = []
-    for path, stem in zip(paths, _unique_stems(paths)):
-        batch = pseudo_collate([pipeline(path)])
+    failed: list[dict] = []
+    for path, stem in zip(paths, unique_stems(paths)):
+        try:
+            batch = pseudo_collate([pipeline(path)])
+        except DataError as e:
+            if strict:
+                raise
+            failed.append({"image": str(path), "status": f"error: {e}"})
+            rows.append(failed[-1])
+            continue
         with torch.no_grad():
             sample = model.test_step(batch)[0]
         picture = out_dir / "pictures" / f"{stem}.png"
@@ -514,12 +279,15 @@ def infer_task(
             rows.append({"image": str(path), "output": entry["output"]})
         entry["picture"] = str(picture)
         predictions.append(entry)
+    for row in rows:
+        row.setdefault("status", "ok")
     summary = {
         "task": task,
         "checkpoint": str(checkpoint),
         "threshold": threshold,
         "n_images": len(paths),
         "predictions": predictions,
+        "failed": failed,
     }
     summary = jsonable(summary)
     atomic_write_text(out_dir / "predictions.json", json.dumps(summary, indent=2) + "\n")
@@ -531,6 +299,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
+    if "status" in fields:  # last, whichever row came first
+        fields = [k for k in fields if k != "status"] + ["status"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields or ["image"])
     writer.writeheader()

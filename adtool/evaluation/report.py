@@ -118,6 +118,11 @@ def _ordered(report: dict) -> dict:
     return {**head, **{k: v for k, v in report.items() if k not in head}}
 
 
+def format_results_json(report: dict) -> str:
+    """``results.json`` text: the contract's keys first, then the rest as given."""
+    return json.dumps(_ordered(report), indent=2, default=_json_default, allow_nan=False) + "\n"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "n/a"
@@ -216,6 +221,7 @@ def write_report(
     report: dict,
     arrays: dict | None,
     max_maps_per_defect: int = 3,
+    results_json: bool = True,
 ) -> None:
     """Write ``results.json``, ``results.txt`` and, given arrays, the plots and overlays.
 
@@ -226,6 +232,8 @@ def write_report(
         arrays: ``AnomalyMetric.last_arrays`` (``scores``, ``labels``, ``img_paths``,
             ``defect_types``, ``maps``, ``masks``), or None to write only the text files.
         max_maps_per_defect: overlays per defect type in ``maps/``. Defaults to 3.
+        results_json: also write ``results.json``; the run path writes it itself, last,
+            so that a run killed earlier never looks finished. Defaults to True.
     """
     # Imported here: adtool.visualization imports this package's functional module.
     from adtool.visualization.overlays import save_overlays
@@ -233,8 +241,8 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_ordered(report), indent=2, default=_json_default, allow_nan=False)
-    atomic_write_text(out / "results.json", text + "\n")
+    if results_json:
+        atomic_write_text(out / "results.json", format_results_json(report))
     atomic_write_text(out / "results.txt", format_results_txt(report))
     if arrays is None:
         return

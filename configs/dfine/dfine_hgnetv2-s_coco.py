@@ -9,6 +9,8 @@
 #   train_dataloader.dataset.ann_file=annotations/instances_train2017.json (val likewise);
 #   its 80 category ids map to labels 0..79 in id order, as the released head expects.
 # Another dataset: --cfg-options model.num_classes=K (a new K-class head, the rest kept).
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = "./dfine_tiny_coco.py"
 
 data_root = "data/coco"

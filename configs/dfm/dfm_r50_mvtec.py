@@ -2,6 +2,8 @@
 # 16), 4x4 average pooling (224 px -> 3 x 3 grid, 9216-d image vectors), PCA keeping 97%
 # of the variance, feature-reconstruction-error score; 256 px resized and centre-cropped
 # to 224.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = [
     "../_base_/datasets/mvtec_crop224.py",
     "../_base_/default_runtime.py",

@@ -11,6 +11,8 @@
 # not reproduced), so mIoU here is not the paper's protocol.
 # Another dataset: --cfg-options model.num_classes=K (a new K-class head, the rest kept)
 # and drop reduce_zero_label if its masks use 0 as a class.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = "./eomt_tiny_seg.py"
 
 data_root = "data/ade20k"

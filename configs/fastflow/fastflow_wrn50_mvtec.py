@@ -2,6 +2,8 @@
 # 8, 16), a trainable LayerNorm per level, 8 flow steps alternating 3x3 and 1x1 subnets,
 # hidden ratio 1.0, affine clamp 2.0; 256 px; Adam lr 1e-3, weight decay 1e-5, batch 32,
 # 500 epochs (validated every 10 epochs, as the official code evaluates).
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 image_size = 256

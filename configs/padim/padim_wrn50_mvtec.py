@@ -1,6 +1,8 @@
 # PaDiM with the paper's WideResNet-50-2 setting: layers 1-3 (256+512+1024 = 1792
 # channels), a random subset of 550. At 224 px the 56 x 56 inverse covariances take
 # 3.8 GB (float32) in memory and in the checkpoint.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = "./padim_r18_mvtec.py"
 
 model = dict(

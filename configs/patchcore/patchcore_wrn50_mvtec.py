@@ -1,6 +1,8 @@
 # PatchCore (Roth et al., CVPR 2022) with the paper's setting: WideResNet-50 layers 2+3,
 # 3x3 neighbourhood aggregation, 1024-d embeddings, 10% greedy coreset (128-d random
 # projection), 9-NN reweighting, 256 px resized and centre-cropped to 224, blur sigma 4.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = [
     "../_base_/datasets/mvtec_crop224.py",
     "../_base_/default_runtime.py",

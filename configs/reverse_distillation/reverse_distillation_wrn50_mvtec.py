@@ -4,6 +4,8 @@
 # 1 - cosine per image and level as the official code, map = sum of the per-level
 # 1 - cosine maps with Gaussian blur sigma 4; Adam lr 0.005, betas (0.5, 0.999), batch 16,
 # 200 epochs, 256 px.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 model = dict(

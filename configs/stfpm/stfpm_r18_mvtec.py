@@ -2,6 +2,8 @@
 # (ImageNet, frozen) and student (random init), per-position loss on channel-normalised
 # features, product of the per-level maps; SGD lr 0.4, momentum 0.9, weight decay 1e-4,
 # batch 32, 100 epochs, 256 px.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 model = dict(

@@ -5,6 +5,8 @@
 # The weights come from a local folder written by save_pretrained (docs/hf_models.md):
 #   backbones/hf/swin2SR-classical-sr-x2-64/{config.json, model.safetensors}
 # Scored as in the paper: PSNR/SSIM on the Y channel with a 2-pixel border cropped.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = "./swin2sr_tiny_x2.py"
 
 data_root = "data/div2k"

@@ -3,12 +3,14 @@
 # The weights come from a local folder written by save_pretrained (docs/hf_models.md):
 #   backbones/hf/vit-base-patch16-224/{config.json, model.safetensors, preprocessor_config.json}
 # 224 px inputs normalised with mean = std = 0.5, as that checkpoint's image processor does.
+# The paper's setting: the short model name (`adtool train <model>`) resolves here.
+default = True
 _base_ = "./vit_tiny_imagefolder.py"
 
 image_size = 224
 
 model = dict(
-    num_classes=4,
+    num_classes=None,  # the number of class folders under <data_root>/train
     pretrained="backbones/hf/vit-base-patch16-224",
     hf_config=None,
 )

@@ -1,7 +1,7 @@
 # A small random-init ViT (64 px, 8 px patches, 4 layers of width 128) for CPU runs and
 # tests, on ImageFolder data <data_root>/{train,val}/<class>/*. The generated 4-class set:
 #   python tools/make_sample_data.py --task classification --out data/hf_cls
-# Another dataset: --data-root DIR --cfg-options model.num_classes=K (K class folders).
+# Another dataset: --data-root DIR; num_classes is read from its class folders.
 _base_ = ["../_base_/schedules/hf.py"]
 
 task = "classification"
@@ -10,7 +10,7 @@ image_size = 64
 
 model = dict(
     type="ViTClassifier",
-    num_classes=4,
+    num_classes=None,  # the number of class folders under <data_root>/train
     hf_config=dict(
         image_size=image_size,
         patch_size=8,

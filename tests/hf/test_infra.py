@@ -1,4 +1,4 @@
-"""HF task infrastructure: wrapper building (errors, local folders), run_task helpers,
+"""HF task infrastructure: wrapper building (errors, local folders), run-path helpers,
 the classification/SR datasets and transforms, and the shared report writers."""
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from PIL import Image
 
 pytest.importorskip("transformers")
 
-from adtool.apis.tasks import (  # noqa: E402
-    THRESHOLDS_META_KEY,
-    inference_thresholds,
-    jsonable,
-    run_task,
-    store_checkpoint_meta,
-    task_of,
-)
+from adtool.apis.checkpoints import update_checkpoint  # noqa: E402
+from adtool.apis.config_index import task_of  # noqa: E402
+from adtool.apis.core import jsonable, run_category  # noqa: E402
+from adtool.apis.thresholds import META_KEY as THRESHOLDS_META_KEY  # noqa: E402
+from adtool.apis.thresholds import inference_thresholds  # noqa: E402
 from adtool.datasets.hf import (  # noqa: E402
     ImageFolderCls,
     LoadSRPair,
@@ -61,7 +58,7 @@ def test_missing_transformers_gives_one_line_install_hint(monkeypatch):
 
     def no_transformers(name, *args, **kwargs):
         if name == "transformers" or name.startswith("transformers."):
-            raise ImportError("No module named 'transformers'")
+            raise ModuleNotFoundError("No module named 'transformers'", name="transformers")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_transformers)
@@ -69,6 +66,19 @@ def test_missing_transformers_gives_one_line_install_hint(monkeypatch):
         ViTClassifier(num_classes=2, hf_config=VIT_TINY)
     message = str(err.value)
     assert 'pip install -e ".[hf]"' in message and "\n" not in message
+
+
+def test_broken_transformers_install_is_not_reported_as_missing(monkeypatch):
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "transformers":
+            raise ModuleNotFoundError("No module named 'tokenizers'", name="tokenizers")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(ModuleNotFoundError, match="tokenizers"):
+        ViTClassifier(num_classes=2, hf_config=VIT_TINY)
 
 
 def test_missing_pretrained_folder_names_folder_and_fetch_command(tmp_path):
@@ -137,7 +147,7 @@ def test_unknown_config_key_of_wrapper_is_named():
         MODELS.build(dict(type="ViTClassifier", num_class=2, hf_config=VIT_TINY))
 
 
-# ------------------------------------------------------------------ run_task helpers
+# ------------------------------------------------------------------ run-path helpers
 
 
 def test_unknown_task_is_refused(tmp_path):
@@ -145,7 +155,7 @@ def test_unknown_task_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="task 'regression'"):
         task_of(cfg)
     with pytest.raises(ConfigError):
-        run_task(cfg, tmp_path)
+        run_category(cfg, None, tmp_path)
 
 
 def test_inference_thresholds_from_metric_reports():
@@ -172,7 +182,7 @@ def test_jsonable_makes_strict_json():
 def test_store_checkpoint_meta_keeps_weights(tmp_path):
     path = tmp_path / "epoch_1.pth"
     torch.save({"state_dict": {"w": torch.ones(2)}, "meta": {"epoch": 1}}, path)
-    store_checkpoint_meta(path, "detection", {"score": 0.37})
+    update_checkpoint(path, meta={THRESHOLDS_META_KEY: {"score": 0.37}, "adtool_task": "detection"})
     state = torch.load(path, weights_only=False)
     assert state["meta"][THRESHOLDS_META_KEY] == {"score": 0.37}
     assert state["meta"]["adtool_task"] == "detection" and state["meta"]["epoch"] == 1

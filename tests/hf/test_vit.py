@@ -136,7 +136,9 @@ def test_base_config_builds_from_local_folder(tmp_path, monkeypatch):
     cfg = load_config(BASE)
     model_cfg = dict(cfg.model)
     model_cfg.pop("type")
-    model = ViTClassifier(**model_cfg)
+    # The config leaves num_classes to the data (the run path counts class folders).
+    assert model_cfg["num_classes"] is None
+    model = ViTClassifier(**{**model_cfg, "num_classes": 4})
     assert model.model.config.image_size == 224 and model.model.classifier.out_features == 4
     out = model(torch.rand(1, 3, 224, 224) * 2 - 1, mode="tensor")
     assert out.logits.shape == (1, 4)
@@ -173,7 +175,8 @@ def test_tiny_config_trains_tests_infers(cls_data, tmp_path):
     assert on_disk["config"] == "vit_tiny_imagefolder" and on_disk["dataset"] == "imagefolder"
     assert set(on_disk["metrics"]) == {"accuracy", "top5_accuracy"}
     assert on_disk["n_train"] == 48 and on_disk["n_test"] == 16
-    assert on_disk["train"] == {"epochs": 1, "iters": 3, "checkpoint": str(work / "epoch_1.pth")}
+    train = {k: on_disk["train"][k] for k in ("epochs", "iters", "checkpoint")}
+    assert train == {"epochs": 1, "iters": 3, "checkpoint": str(work / "epoch_1.pth")}
     accuracy = on_disk["metrics"]["accuracy"]
     assert accuracy * 16 == pytest.approx(round(accuracy * 16))
     assert on_disk["metrics"]["top5_accuracy"] == 1.0  # 4 classes: top-5 holds all
@@ -203,7 +206,9 @@ def test_tiny_config_trains_tests_infers(cls_data, tmp_path):
     assert summary["n_images"] == 16
     with open(tmp_path / "infer" / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 16 and set(rows[0]) == {"image", "label", "class_name", "confidence"}
+    assert len(rows) == 16
+    assert set(rows[0]) == {"image", "label", "class_name", "confidence", "status"}
+    assert {r["status"] for r in rows} == {"ok"}
     right = sum(Path(r["image"]).parent.name == r["class_name"] for r in rows)
     assert right == round(accuracy * 16)
     assert all(0.25 <= float(r["confidence"]) <= 1.0 for r in rows)

@@ -77,6 +77,21 @@ class ImageFolderCls(BaseDataset):
             serialize_data=False,
         )
 
+    @classmethod
+    def model_settings(cls, dataset_cfg: dict, metainfo: dict | None = None) -> dict:
+        """Model settings the data decides: ``num_classes``, from ``metainfo``'s classes
+        (a checkpoint's), the config's ``classes``, else the class folders; ``{}`` when
+        none is found.
+
+        Args:
+            dataset_cfg: This dataset's config dict (``data_root``, ``classes``).
+            metainfo: A trained model's ``dataset_meta``. Defaults to None.
+        """
+        classes = (metainfo or {}).get("classes") or dataset_cfg.get("classes")
+        if not classes:
+            classes = class_folders(dataset_cfg.get("data_root", "data/imagefolder"))
+        return {"num_classes": len(classes)} if classes else {}
+
     def load_data_list(self) -> list[dict]:
         folder = Path(self.data_root) / self.split
         data_list = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from functools import reduce
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
-from adtool.evaluation.report import build_report
+from adtool.evaluation.report import build_report, write_report
 from adtool.registry import METRICS
 
 # report block -> logger key prefix
@@ -123,6 +124,11 @@ class AnomalyMetric(BaseMetric):
         self.fpr_limit = fpr_limit
         self.last_report: dict | None = None
         self.last_arrays: dict | None = None
+
+    def write_outputs(self, work_dir: str | os.PathLike, results: dict) -> None:
+        """results.txt, scores.csv, the plots and the overlays of the last test in
+        ``work_dir`` (the run path writes ``results.json`` itself, last)."""
+        write_report(work_dir, results, self.last_arrays, results_json=False)
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each sample's score, label, map, mask and metadata.

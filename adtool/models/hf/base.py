@@ -45,7 +45,6 @@ from mmengine.structures import BaseDataElement
 from adtool.errors import ConfigError
 from adtool.registry import MODELS
 
-TASKS = ("classification", "detection", "segmentation", "super_resolution")
 INSTALL_HINT = 'pip install -e ".[hf]"'
 WEIGHT_FILES = (
     "model.safetensors",
@@ -61,7 +60,9 @@ def import_transformers() -> Any:
     """The ``transformers`` module, or a one-line ConfigError saying how to install it."""
     try:
         import transformers
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != "transformers":  # a broken install: the real error, not "install it"
+            raise
         raise ConfigError(
             f"HuggingFace models need the transformers package; install it with {INSTALL_HINT}"
         ) from None
@@ -231,8 +232,12 @@ class HFTaskModel(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type="HFDataPreprocessor", _scope_="adtool")
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if self.task not in TASKS:
-            raise TypeError(f"{type(self).__name__}.task must be one of {TASKS}")
+        # The one list of tasks lives with the configs that name them (imported here, not at
+        # the top: adtool.apis builds models from this package).
+        from adtool.apis.config_index import TASKS
+
+        if self.task not in TASKS or self.task == "anomaly":
+            raise TypeError(f"{type(self).__name__}.task must be one of {TASKS[1:]}")
         self.pretrained = None if pretrained is None else str(pretrained)
         self.model = build_hf_model(
             self.hf_model_class,

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
 
-from adtool.errors import DataError
+from adtool.errors import ConfigError, DataError
 from adtool.models.hf.base import HFTaskModel
 from adtool.registry import MODELS
 
@@ -22,7 +22,8 @@ class ViTClassifier(HFTaskModel):
 
     Args:
         num_classes: Number of classes; a pretrained head of another size is replaced
-            by a new random one.
+            by a new random one. None (the configs' default) is filled by the run path
+            from the dataset's class folders (``ImageFolderCls.model_settings``).
         pretrained: Folder written by ``save_pretrained`` (e.g.
             ``'backbones/hf/vit-base-patch16-224'``). Defaults to None.
         hf_config: ``ViTConfig`` kwargs (random init, or overrides of the folder's).
@@ -40,13 +41,18 @@ class ViTClassifier(HFTaskModel):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int | None,
         pretrained: str | None = None,
         hf_config: dict | None = None,
         label_smoothing: float = 0.0,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
+        if num_classes is None:
+            raise ConfigError(
+                "ViTClassifier num_classes is unset and no class folders were found to count; "
+                "pass --data-root with <root>/train/<class>/ folders or set model.num_classes"
+            )
         hf_config = {**dict(hf_config or {}), "num_labels": int(num_classes)}
         super().__init__(
             pretrained=pretrained,

@@ -1,0 +1,278 @@
+"""Checkpoint files and models built from them: the one reader, writer and model loader.
+
+Layer 1 of ``adtool.apis`` (above :mod:`adtool.apis.config_index` only). Every checkpoint
+read of the Python API goes through :func:`read_checkpoint`, every write through
+:func:`write_checkpoint`; :func:`load_model` builds any config's model (anomaly or
+HuggingFace task) with a checkpoint's weights, and :func:`check_state_dict` turns a
+checkpoint of another model or backbone into one line naming both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+
+from adtool.errors import ConfigError, DataError
+from adtool.fileio import atomic_path
+from adtool.models.hf.base import skip_pretrained_weights
+from adtool.registry import DATASETS, MODELS, register_all_modules
+
+# Parts a checkpoint may lack and still fit: the post-processor's buffers are absent from
+# checkpoints written before it existed (its defaults then apply).
+_OPTIONAL_PREFIXES = ("postprocessor.",)
+_BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone")
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint file's content (on the CPU).
+
+    Raises:
+        DataError: when the file is missing, truncated or not a checkpoint (one line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} not found; pass the .pth a training run wrote")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # zip/pickle errors of a truncated or foreign file
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"checkpoint {path} cannot be read (truncated or not a checkpoint: {detail[:160]}); "
+            "pass a .pth a training run wrote"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise DataError(
+            f"checkpoint {path} holds a {type(loaded).__name__}, not a checkpoint dict; pass "
+            "a .pth a training run wrote"
+        )
+    return loaded
+
+
+def write_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
+    """Save ``checkpoint`` to ``path`` atomically (a killed write leaves the old file)."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def update_checkpoint(
+    path: str | os.PathLike, meta: dict | None = None, state: dict | None = None
+) -> None:
+    """Merge ``meta`` into the checkpoint's ``meta`` and ``state`` into its ``state_dict``."""
+    checkpoint = read_checkpoint(path)
+    if meta:
+        if not isinstance(checkpoint.get("meta"), dict):
+            checkpoint["meta"] = {}
+        checkpoint["meta"].update(meta)
+    if state:
+        target = checkpoint.setdefault("state_dict", {})
+        target.update({k: v.detach().cpu() for k, v in state.items()})
+    write_checkpoint(path, checkpoint)
+
+
+def last_checkpoint(work_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint that mmengine's ``<work_dir>/last_checkpoint`` names, if it exists."""
+    pointer = Path(work_dir) / "last_checkpoint"
+    if not pointer.is_file():
+        return None
+    text = pointer.read_text(encoding="utf-8").strip()
+    return Path(text) if text and Path(text).is_file() else None
+
+
+def state_dict_of(checkpoint: dict) -> dict:
+    """The model weights of a checkpoint (``state_dict``, mmengine's ``module.`` dropped)."""
+    state = checkpoint.get("state_dict", checkpoint)
+    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DDP (or other mmengine) wrapper."""
+    return model.module if is_model_wrapper(model) else model
+
+
+def unload_pretrained(model_cfg) -> None:
+    """Set ``weights=None`` on every timm backbone: a checkpoint carries the weights."""
+    if isinstance(model_cfg, dict):
+        if model_cfg.get("type") in _BACKBONE_TYPES:
+            model_cfg["weights"] = None
+        for value in model_cfg.values():
+            unload_pretrained(value)
+    elif isinstance(model_cfg, list):
+        for value in model_cfg:
+            unload_pretrained(value)
+
+
+@contextlib.contextmanager
+def weights_from_checkpoint(cfg: Config) -> Iterator[Config]:
+    """Build ``cfg``'s model without reading pretrained weights (a checkpoint follows).
+
+    Timm backbones get ``weights=None`` (in place); HuggingFace wrappers read only their
+    folder's ``config.json`` while the context is open.
+    """
+    unload_pretrained(cfg.model)
+    with skip_pretrained_weights():
+        yield cfg
+
+
+def complete_model_cfg(cfg: Config, dataset_meta: dict | None = None) -> None:
+    """Fill model settings the config leaves unset (None) from its data, in place.
+
+    A dataset class may offer ``model_settings(dataset_cfg, metainfo=None) -> dict``
+    (ImageFolderCls: ``num_classes`` from its class folders, or from ``metainfo``'s
+    classes, e.g. a checkpoint's ``dataset_meta``). A value the config sets explicitly
+    must agree.
+
+    Raises:
+        ConfigError: when an explicit ``model.<key>`` disagrees with the data.
+    """
+    loader = cfg.get("train_dataloader") or cfg.get("test_dataloader") or {}
+    spec = loader.get("dataset") if isinstance(loader, dict) else None
+    if not spec or not isinstance(cfg.get("model"), dict):
+        return
+    kind = spec.get("type")
+    dataset_cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+    settings = getattr(dataset_cls, "model_settings", None)
+    if settings is None:
+        return
+    for key, value in settings(spec, metainfo=dataset_meta).items():
+        current = cfg.model.get(key)
+        if current is None:
+            cfg.model[key] = value
+        elif current != value:
+            raise ConfigError(
+                f"model.{key}={current} but the {kind} data at {spec.get('data_root')} gives "
+                f"{key}={value}; leave model.{key} unset (it is read from the data) or set it "
+                f"to {value}"
+            )
+
+
+# ----------------------------------------------------------------- what a file holds
+
+
+def _model_summary(model_cfg) -> str:
+    """``'PatchCore (backbone resnet18)'`` from a model config dict."""
+    kind = model_cfg.get("type", "?") if isinstance(model_cfg, dict) else "?"
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    backbone = model_cfg.get("backbone") if isinstance(model_cfg, dict) else None
+    arch = backbone.get("arch") if isinstance(backbone, dict) else None
+    return f"{kind} (backbone {arch})" if arch else kind
+
+
+def checkpoint_model(checkpoint: dict) -> str | None:
+    """What model a checkpoint holds, from its meta (the config mmengine saved with it)."""
+    meta = checkpoint.get("meta") or {}
+    text = meta.get("cfg")
+    if isinstance(text, str):
+        try:
+            return _model_summary(Config.fromstring(text, ".py").get("model") or {})
+        except Exception:  # an old or hand-made meta; fall back to the key prefixes
+            pass
+    return None
+
+
+def check_state_dict(
+    model: torch.nn.Module, checkpoint: dict, path: str | os.PathLike, model_cfg=None
+) -> None:
+    """Refuse, in one line, a checkpoint whose weights do not fit ``model``.
+
+    Missing or unexpected keys mean another model; a parameter of another shape another
+    backbone or width. Buffers may differ in size (a memory bank's size depends on the
+    training data), and the post-processor's buffers may be absent (older checkpoints).
+
+    Raises:
+        DataError: naming the file, what it holds and what the config builds.
+    """
+    model = unwrap(model)
+    state = state_dict_of(checkpoint)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.startswith(_OPTIONAL_PREFIXES)]
+    unexpected = [k for k in state if k not in expected]
+    builds = _model_summary(model_cfg) if model_cfg is not None else type(model).__name__
+    holds = checkpoint_model(checkpoint)
+    if missing or unexpected:
+        if holds is None:
+            prefixes = sorted({k.split(".")[0] for k in state})
+            holds = f"a model with parts {', '.join(prefixes[:6]) or 'none'}"
+        first = (missing or unexpected)[0]
+        kind = "lacks" if missing else "has an extra"
+        raise DataError(
+            f"checkpoint {path} holds {holds} but the config builds {builds} (the file {kind} "
+            f"'{first}'; {len(missing)} missing, {len(unexpected)} unexpected keys); pass the "
+            "config the checkpoint was trained with"
+        )
+    for name, param in model.named_parameters():
+        saved = state.get(name)
+        if saved is not None and tuple(saved.shape) != tuple(param.shape):
+            holds = holds or "other weights"
+            where = _part(name)
+            raise DataError(
+                f"checkpoint {path} holds {holds} but the config builds {builds}: {where} "
+                f"'{name}' has shape {tuple(saved.shape)} in the file vs {tuple(param.shape)} "
+                f"(channels {_channels(saved)} vs {_channels(param)}); pass the config the "
+                "checkpoint was trained with"
+            )
+
+
+def _part(name: str) -> str:
+    return re.split(r"\.", name, maxsplit=1)[0]
+
+
+def _channels(tensor: torch.Tensor) -> int | None:
+    return int(tensor.shape[0]) if tensor.dim() else None
+
+
+def load_model(cfg: Config, checkpoint: str | os.PathLike, device: str = "cpu"):
+    """Any config's model (anomaly or task) with a checkpoint's weights, in eval mode.
+
+    Args:
+        cfg: The config the checkpoint was trained with.
+        checkpoint: A ``.pth`` written by training.
+        device: Torch device. Defaults to ``'cpu'``.
+
+    Returns:
+        ``(model, checkpoint_dict)``; the dict holds ``meta``.
+
+    Raises:
+        DataError: when the checkpoint is missing, unreadable or of another model.
+        ConfigError: for an unknown device.
+    """
+    register_all_modules()
+    loaded = read_checkpoint(checkpoint)
+    cfg = copy.deepcopy(cfg)
+    complete_model_cfg(cfg, (loaded.get("meta") or {}).get("dataset_meta"))
+    with weights_from_checkpoint(cfg):
+        model = MODELS.build(cfg.model)
+    check_state_dict(model, loaded, checkpoint, cfg.model)
+    state = state_dict_of(loaded)
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a buffer that does not fit (size mismatch beyond a bank)
+        detail = str(e).strip().splitlines()
+        raise DataError(
+            f"checkpoint {checkpoint} does not fit the model of this config "
+            f"({' '.join(line.strip() for line in detail[:2])[:200]}); pass the config the "
+            "checkpoint was trained with"
+        ) from None
+    return model.to(torch_device(device)).eval(), loaded
+
+
+def torch_device(device: str) -> torch.device:
+    """``device`` as a torch device, checked to exist here.
+
+    Raises:
+        ConfigError: for an unknown device or CUDA without a GPU.
+    """
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{device}'; use cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' requested but CUDA is not available; use cpu")
+    return dev
