@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adtool.engine.compat import load_checkpoint_file
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_path, atomic_write_text
 
@@ -110,7 +111,7 @@ def last_checkpoint(work_dir: str | os.PathLike) -> Path | None:
 def write_checkpoint_meta(path: str | os.PathLike, updates: dict) -> None:
     """Merge ``updates`` into ``checkpoint['meta']`` of an mmengine checkpoint, atomically."""
     path = Path(path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(path)
     meta = checkpoint.get("meta")
     if not isinstance(meta, dict):
         meta = {}
