@@ -333,6 +333,8 @@ def load_model(cfg, checkpoint: str | os.PathLike, device: str = "cpu"):
             f"checkpoint {checkpoint} does not fit the model of this config ({detail[:200]}); "
             "pass the config the checkpoint was trained with"
         ) from None
+    except DataError:  # load_checkpoint_file's one line already names the file
+        raise
     except Exception as e:  # pickle/zip errors of a damaged or foreign file
         raise DataError(
             f"checkpoint {checkpoint} cannot be read ({type(e).__name__}: {e}); pass the .pth "
