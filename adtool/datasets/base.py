@@ -14,12 +14,14 @@ tell "a normal image of a dataset with masks" (all-zero mask) from "a dataset wi
 from __future__ import annotations
 
 import copy
-import warnings
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+from PIL import Image
 
 from adtool.errors import ConfigError, DataError
 from adtool.registry import TRANSFORMS
@@ -80,6 +82,32 @@ def find_mask(
 
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
+
+
+_WARNED: set[tuple] = set()
+
+
+def warn_once(key: tuple, message: str) -> None:
+    """Log ``message`` as one warning line, once per process for ``key``.
+
+    The train and the test dataset of a category scan the same folders, so a problem of
+    the data would otherwise be reported once per split; a log line (not ``warnings``)
+    reaches the run's log file and carries no Python source line.
+    """
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    print_log(message, logger="current", level=logging.WARNING)
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the file header, or None when it cannot be read (the loader
+    reports unreadable files)."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None
 
 
 class BaseAnomalyDataset(BaseDataset):
@@ -252,19 +280,43 @@ class BaseAnomalyDataset(BaseDataset):
         anomalous = [d for d in items if d["gt_label"] == 1]
         with_mask = [d for d in anomalous if d["mask_path"]]
         has_masks = bool(anomalous) and len(with_mask) == len(anomalous)
+        category = self.category_name(self.data_root)
         if with_mask and not has_masks:
             missing = next(d["img_path"] for d in anomalous if not d["mask_path"])
-            warnings.warn(
-                f"{self.DATASET_NAME} category '{self.category_name(self.data_root)}': "
+            warn_once(
+                ("no mask", type(self).__name__, str(self.data_root), category),
+                f"{self.DATASET_NAME} category '{category}': "
                 f"{len(anomalous) - len(with_mask)} of {len(anomalous)} anomalous images have "
                 f"no mask (e.g. {missing}); pixel metrics are disabled for this category",
-                stacklevel=2,
             )
+        if has_masks:
+            self._warn_mask_sizes(with_mask, category)
         for d in items:
             d["has_masks"] = has_masks
             if not has_masks:
                 d["mask_path"] = None
         return items
+
+    def _warn_mask_sizes(self, items: list[dict], category: str) -> None:
+        """One warning with the count of masks whose size differs from their image's.
+
+        ``LoadAnomalyMask`` resizes such a mask (nearest neighbour) to its image; a size
+        mismatch usually means a mask of another image or a resized copy, so say so once.
+        Only the file headers are read.
+        """
+        differ = []
+        for d in items:
+            mask, image = _image_size(d["mask_path"]), _image_size(d["img_path"])
+            if mask is not None and image is not None and mask != image:
+                differ.append((d["mask_path"], mask, image))
+        if differ:
+            path, (mw, mh), (iw, ih) = differ[0]
+            warn_once(
+                ("mask size", type(self).__name__, str(self.data_root), category),
+                f"{self.DATASET_NAME} category '{category}': {len(differ)} of {len(items)} "
+                f"masks differ in size from their image (e.g. {path}: {mw}x{mh}, image "
+                f"{iw}x{ih}); they are resized to the image with nearest neighbour",
+            )
 
     def load_data_list(self) -> list[dict]:
         """Scan the data on disk and keep the items of ``self.split``."""

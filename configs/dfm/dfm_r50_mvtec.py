@@ -1,11 +1,12 @@
 # DFM (Ahuja et al. 2019) as anomalib's default: ResNet-50 layer3 (1024 channels, stride
-# 16), 4x4 average pooling (224 px -> 3 x 3 grid, 9216-d image vectors), PCA keeping 97%
-# of the variance, feature-reconstruction-error score; 256 px resized and centre-cropped
-# to 224.
+# 16; torchvision's weights), 4x4 average pooling, PCA keeping 97% of the variance,
+# feature-reconstruction-error score. 256 px without crop, as anomalib: layer3 is 16 x 16,
+# which the 4x4 window divides (-> 4 x 4 grid, 16384-d image vectors). A 224 crop would
+# give 14 x 14, whose last 2 rows and columns the pooling would drop (AvgPoolNeck refuses).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
 _base_ = [
-    "../_base_/datasets/mvtec_crop224.py",
+    "../_base_/datasets/mvtec.py",
     "../_base_/default_runtime.py",
     "../_base_/schedules/fit.py",
 ]
@@ -19,7 +20,7 @@ model = dict(
     ),
     backbone=dict(
         type="TimmBackbone",
-        arch="resnet50",
+        arch="resnet50.tv_in1k",
         out_indices=(3,),
         frozen=True,
         weights="imagenet",

@@ -3,6 +3,6 @@
 _base_ = "./fastflow_wrn50_mvtec.py"
 
 model = dict(
-    backbone=dict(arch="resnet18"),
+    backbone=dict(arch="resnet18.tv_in1k"),
     head=dict(conv3x3_only=True),
 )

@@ -17,7 +17,7 @@ model = dict(
     ),
     backbone=dict(
         type="TimmBackbone",
-        arch="resnet18",
+        arch="resnet18.tv_in1k",
         out_indices=(1, 2, 3),
         frozen=True,
         weights="imagenet",

@@ -6,6 +6,6 @@ default = True
 _base_ = "./padim_r18_mvtec.py"
 
 model = dict(
-    backbone=dict(arch="wide_resnet50_2"),
+    backbone=dict(arch="wide_resnet50_2.tv_in1k"),
     neck=dict(num_channels=550),
 )

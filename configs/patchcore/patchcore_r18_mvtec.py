@@ -2,6 +2,6 @@
 _base_ = "./patchcore_wrn50_mvtec.py"
 
 model = dict(
-    backbone=dict(arch="resnet18"),
+    backbone=dict(arch="resnet18.tv_in1k"),
     neck=dict(embed_dim=None),
 )

@@ -18,7 +18,7 @@ model = dict(
     ),
     backbone=dict(
         type="TimmBackbone",
-        arch="wide_resnet50_2",
+        arch="wide_resnet50_2.tv_in1k",
         out_indices=(2, 3),
         frozen=True,
         weights="imagenet",

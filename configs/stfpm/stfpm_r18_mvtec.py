@@ -1,6 +1,6 @@
 # STFPM (Wang et al., BMVC 2021) with the paper's setting: ResNet-18 layers 1-3 as teacher
-# (ImageNet, frozen) and student (random init), per-position loss on channel-normalised
-# features, product of the per-level maps; SGD lr 0.4, momentum 0.9, weight decay 1e-4,
+# (torchvision's ImageNet weights, frozen) and student (random init), per-position loss on
+# channel-normalised features, product of the per-level maps; SGD lr 0.4, momentum 0.9, weight decay 1e-4,
 # batch 32, 100 epochs, 256 px.
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
@@ -15,22 +15,25 @@ model = dict(
     ),
     teacher=dict(
         type="TimmBackbone",
-        arch="resnet18",
+        arch="resnet18.tv_in1k",
         out_indices=(1, 2, 3),
         frozen=True,
         weights="imagenet",
     ),
+    # The official code's student is a plain torchvision ResNet-18: every BN starts at
+    # weight 1, where timm zero-initialises the last BN of each residual block.
     student=dict(
         type="TimmBackbone",
-        arch="resnet18",
+        arch="resnet18.tv_in1k",
         out_indices=(1, 2, 3),
         frozen=False,
         weights=None,
+        model_kwargs=dict(zero_init_last=False),
     ),
     head=dict(type="FeatureDistanceHead", distance="l2_normalized", fusion="product"),
-    # The paper's 1/2 ||t - s||^2 of normalised features = 1 - cos per position; its code
-    # leaves out the 1/2 (loss_weight=2.0 reproduces that).
-    loss=dict(type="CosineFeatureLoss", flatten=False, loss_weight=1.0),
+    # Per position, 1/2 ||t - s||^2 of normalised features = 1 - cos; the official code
+    # (whose lr 0.4 is the paper's) sums ||t - s||^2 without the 1/2: loss_weight=2.0.
+    loss=dict(type="CosineFeatureLoss", flatten=False, loss_weight=2.0),
     blur_sigma=0.0,
 )
 

@@ -106,7 +106,7 @@ def test_list_and_print_config():
         ]
     )
     assert code == 0 and "num_neighbors=3" in out and "coreset_ratio=0.01" in out
-    assert "arch='resnet18'" in out and "type='MVTecAD'" in out
+    assert "arch='resnet18.tv_in1k'" in out and "type='MVTecAD'" in out
 
 
 def test_expand_cfg_options_takes_mmdet_form():

@@ -1,4 +1,4 @@
-"""mmengine 0.10.x on torch >= 2.6: resume works, writes are atomic."""
+"""mmengine 0.10.x on torch >= 2.6: resume works (weights-only loading), writes are atomic."""
 
 import os
 
@@ -8,7 +8,7 @@ from mmengine.model import BaseModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from adtool.engine import AnomalyRunner
-from adtool.engine.compat import AtomicLocalBackend
+from adtool.engine.compat import AtomicLocalBackend, load_checkpoint_file
 from adtool.fileio import atomic_write_bytes
 
 
@@ -66,7 +66,7 @@ def test_stop_after_first_epoch_then_resume_matches_uninterrupted(tmp_path):
     w_resumed = resumed.model.linear.weight
     # Momentum state was restored too: otherwise the weights would differ noticeably.
     assert torch.allclose(w_full, w_resumed, atol=1e-6)
-    ckpt = torch.load(tmp_path / "split" / "epoch_3.pth", weights_only=False)
+    ckpt = load_checkpoint_file(tmp_path / "split" / "epoch_3.pth")
     assert ckpt["meta"]["epoch"] == 3 and "optimizer" in ckpt
 
 

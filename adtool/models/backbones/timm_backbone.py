@@ -12,7 +12,11 @@ from mmengine.model import BaseModule
 
 from adtool.errors import WeightsNotFoundError
 from adtool.models.backbones.feature_info import conv_feature_shapes
-from adtool.models.backbones.weights import load_timm_state_dict, resolve_backbone_weights
+from adtool.models.backbones.weights import (
+    check_arch,
+    load_timm_state_dict,
+    resolve_backbone_weights,
+)
 from adtool.registry import MODELS
 
 
@@ -117,6 +121,7 @@ class TimmBackbone(BaseModule):
         super().__init__(init_cfg=init_cfg)
         import timm
 
+        check_arch(arch)  # before weights: an unknown name is not "weights missing"
         self.arch = arch
         self.out_indices = tuple(out_indices)
         self.frozen = frozen

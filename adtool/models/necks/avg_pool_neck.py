@@ -15,8 +15,11 @@ class AvgPoolNeck(nn.Module):
     """Average-pool a single feature level with a ``kernel_size`` window (stride = window).
 
     DFM describes an image by its pooled feature map flattened to one vector; pooling
-    shrinks that vector (ResNet-50 layer3 at 224 px: 1024 x 14 x 14 -> 1024 x 3 x 3) so
+    shrinks that vector (ResNet-50 layer3 at 256 px: 1024 x 16 x 16 -> 1024 x 4 x 4) so
     that PCA over a few hundred images is well posed.
+
+    A map the window does not divide is refused: pooling would silently drop its last
+    rows and columns (14 x 14 by 4: 27% of the image) and shift the grid off the image.
 
     Args:
         kernel_size: Pooling window and stride; 1 disables pooling. Defaults to 4
@@ -44,5 +47,14 @@ class AvgPoolNeck(nn.Module):
                 f"AvgPoolNeck kernel_size={self.kernel_size} is larger than the "
                 f"{tuple(feat.shape[-2:])} feature map; use a smaller model.neck.kernel_size "
                 "or larger images"
+            )
+        height, width = feat.shape[-2:]
+        if height % self.kernel_size or width % self.kernel_size:
+            raise ConfigError(
+                f"AvgPoolNeck kernel_size={self.kernel_size} does not divide the "
+                f"{height} x {width} feature map (its last {height % self.kernel_size} rows and "
+                f"{width % self.kernel_size} columns would be dropped); use an image size "
+                f"whose feature map is a multiple of {self.kernel_size} (e.g. 256 px for "
+                "stride 16) or another model.neck.kernel_size"
             )
         return F.avg_pool2d(feat, self.kernel_size)
