@@ -17,6 +17,7 @@ from pathlib import Path
 from mmengine.config import Config, ConfigDict, DictAction
 
 from adtool.apis.config_index import config_root, dataset_name, resolve_config
+from adtool.apis.overrides import check_override_keys
 from adtool.errors import ConfigError, DataError
 from adtool.registry import DATASETS, RUNNERS, register_all_modules
 
@@ -48,6 +49,7 @@ def load_config(
     except (SyntaxError, NameError, KeyError, FileNotFoundError) as e:
         raise ConfigError(f"config {path} could not be read: {type(e).__name__}: {e}") from None
     options = parse_cfg_options(cfg_options)
+    check_override_keys(cfg, options)  # a typo is an error, not a silently added key
     if options:
         cfg.merge_from_dict(options)
     return cfg
