@@ -4,8 +4,13 @@ Each pair goes through the same :func:`adtool.apis.core.run_category` as
 ``tools/train.py`` and writes into ``<work_dir>/<config stem>/<category>/``. The state of
 a benchmark lives on disk only, so it survives being killed at any moment:
 
-* a pair is *finished* when its ``results.json`` is valid JSON with the DESIGN.md keys;
-  a rerun skips it and takes its row from that file (``force=True`` reruns it);
+* a pair is *finished* when its ``results.json`` is valid JSON with the DESIGN.md keys
+  and no ``incomplete.txt`` lies beside it; a rerun skips it and takes its row from that
+  file (``force=True`` reruns it). ``incomplete.txt`` is written before the pair starts and
+  removed only after :func:`~adtool.apis.core.run_category` returned, i.e. after the
+  thresholds, plots and checkpoint metadata that follow ``results.json`` were written:
+  a pair killed at any moment in between is redone. (Folders of older versions have no
+  marker; their ``results.json`` alone still counts.)
 * a pair that raised is *failed*: ``error.txt`` beside its results holds the one-line
   reason, then the traceback; a rerun retries it;
 * any other pair is *pending*.
@@ -61,6 +66,8 @@ COLUMNS = (
 RANK_KEYS = ("image_AUROC", "pixel_AUPRO", "pixel_AUROC", "image_F1_max")
 MEAN = "mean"
 ERROR_FILE = "error.txt"
+# Present while a pair runs: its results.json may exist before the pair's last file does.
+INCOMPLETE_FILE = "incomplete.txt"
 TABLE_NAMES = ("benchmark.md", "benchmark.csv", "benchmark.json", "benchmark_heatmap.png")
 
 
@@ -172,19 +179,28 @@ def plan_pairs(
         _without_progress_hook(cfg)
         model = str(cfg.model.get("type", "?"))
         for category in resolve_categories(cfg, categories):
+            if str(category) in ("", ".", "..") or Path(str(category)).name != str(category):
+                # The pair's folder is written to before its run checks anything.
+                raise ConfigError(
+                    f"category '{category}' is not a folder name; pass a name without "
+                    "separators or '..'"
+                )
             out = Path(work_dir) / path.stem / str(category)
             pairs.append(Pair(path.stem, str(category), out, model, cfg))
     return pairs
 
 
 def load_finished(out_dir: str | os.PathLike, category: str | None = None) -> dict | None:
-    """The results of a finished pair, or None when ``results.json`` is missing or partial.
+    """The results of a finished pair, or None when ``results.json`` is missing or partial
+    or the pair was interrupted (``incomplete.txt`` is present).
 
     Args:
         out_dir: The pair's folder.
         category: When given, a results file of another category does not count.
             Defaults to None.
     """
+    if (Path(out_dir) / INCOMPLETE_FILE).exists():
+        return None
     path = Path(out_dir) / "results.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -219,7 +235,9 @@ def pair_row(pair: Pair) -> dict:
     results = load_finished(pair.out_dir, pair.category)
     if results is None:
         reason = _failure_reason(pair.out_dir)
-        if reason is None:
+        if (pair.out_dir / INCOMPLETE_FILE).exists():
+            row.update(status="pending", reason="interrupted before all its files were written")
+        elif reason is None:
             row.update(status="pending", reason="not run yet")
         else:
             row.update(status="failed", reason=reason)
@@ -562,8 +580,18 @@ def _remove(path: Path) -> None:
 
 
 def _run_pair(pair: Pair) -> None:
-    """Run one pair; on an exception write ``error.txt`` and leave no results.json."""
+    """Run one pair; on an exception write ``error.txt`` and leave no results.json.
+
+    ``incomplete.txt`` marks the pair as unfinished from before it starts until
+    run_category has returned (or its failure is recorded): results.json is not the last
+    file a run writes, so a kill after it must not make the pair look finished.
+    """
     _remove(pair.out_dir / ERROR_FILE)
+    atomic_write_text(
+        pair.out_dir / INCOMPLETE_FILE,
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S')}; this pair is not finished until "
+        "this file is gone (a benchmark rerun redoes it)\n",
+    )
     try:
         run_category(copy.deepcopy(pair.cfg), pair.category, pair.out_dir)
     except Exception as error:
@@ -575,6 +603,8 @@ def _run_pair(pair: Pair) -> None:
     finally:
         # Runners hold models and data; free them before the next pair.
         gc.collect()
+    # Reached after success or a recorded failure; an interrupt keeps the marker.
+    _remove(pair.out_dir / INCOMPLETE_FILE)
 
 
 def run_benchmark(

@@ -35,6 +35,7 @@ from adtool.apis.checkpoints import (
     weights_from_checkpoint,
 )
 from adtool.apis.config_index import config_root, dataset_name, resolve_config, task_of
+from adtool.apis.overrides import check_override_keys
 from adtool.apis.thresholds import attach_thresholds, is_inside
 from adtool.errors import ConfigError, DataError
 from adtool.evaluation.report import format_results_json
@@ -69,6 +70,7 @@ def load_config(
     except (SyntaxError, NameError, KeyError, FileNotFoundError) as e:
         raise ConfigError(f"config {path} could not be read: {type(e).__name__}: {e}") from None
     options = parse_cfg_options(cfg_options)
+    check_override_keys(cfg, options)  # a typo is an error, not a silently added key
     if options:
         cfg.merge_from_dict(options)
     return cfg

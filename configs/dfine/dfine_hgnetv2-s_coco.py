@@ -45,8 +45,12 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
     type="OptimWrapper",
     optimizer=dict(type="AdamW", lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4),
+    # bypass_duplicate: D-FINE's decoder shares its class/box heads with the outer model,
+    # so the same parameters are reached twice; without it the optimiser refuses them.
     paramwise_cfg=dict(
-        norm_decay_mult=0.0, custom_keys={"model.model.backbone": dict(lr_mult=0.5)}
+        norm_decay_mult=0.0,
+        custom_keys={"model.model.backbone": dict(lr_mult=0.5)},
+        bypass_duplicate=True,
     ),
     clip_grad=dict(max_norm=0.1),
 )
@@ -54,3 +58,14 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type="MultiStepLR", by_epoch=True, milestones=[10], gamma=0.1),
 ]
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# The tiny config's random-init D-FINE at its 128 px instead of the local pretrained folder.
+tiny_overrides = {
+    "model.pretrained": None,
+    "model.hf_config": {{_base_.model.hf_config}},
+    "model.image_processor.size": dict(height={{_base_.image_size}}, width={{_base_.image_size}}),
+    "train_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},
+    "test_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},
+}

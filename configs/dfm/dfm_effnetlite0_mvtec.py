@@ -11,3 +11,8 @@ model = dict(
 
 train_dataloader = dict(batch_size=16)
 test_dataloader = dict(batch_size=16)
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# 4x4 pooling of a 64 px image's stride-16 map would leave one cell: pool 2x2.
+tiny_overrides = {"model.neck.kernel_size": 2}

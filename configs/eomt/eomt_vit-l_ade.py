@@ -58,3 +58,15 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=500),
     dict(type="PolyLR", power=0.9, by_epoch=True, begin=0, end=max_epochs, eta_min=0.0),
 ]
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# The tiny config's random-init EoMT at its 64 px instead of the local pretrained folder,
+# with the generated set's classes (the metric takes its class count from the data).
+tiny_overrides = {
+    "model.pretrained": None,
+    "model.num_classes": {{_base_.model.num_classes}},
+    "model.hf_config": {{_base_.model.hf_config}},
+    "train_dataloader.dataset.pipeline.2.size": {{_base_.image_size}},
+    "test_dataloader.dataset.pipeline.2.size": {{_base_.image_size}},
+}

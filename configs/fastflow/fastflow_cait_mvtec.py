@@ -24,3 +24,12 @@ test_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 val_dataloader = test_dataloader
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# A tiny CaiT of the same family, built for 64 px; the tokens of block 2 (of 24).
+tiny_overrides = {
+    "model.backbone.arch": "cait_xxs24_224",
+    "model.backbone.img_size": 64,
+    "model.backbone.block_index": 2,
+}

@@ -44,3 +44,12 @@ val_dataloader = test_dataloader
 
 optim_wrapper = dict(optimizer=dict(type="Adam", lr=1e-3, weight_decay=1e-5))
 train_cfg = dict(max_epochs=500, val_interval=10)
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# A tiny DeiT of the same family, built for 64 px; the tokens of block 2 (of 12).
+tiny_overrides = {
+    "model.backbone.arch": "deit_tiny_distilled_patch16_224",
+    "model.backbone.img_size": 64,
+    "model.backbone.block_index": 2,
+}

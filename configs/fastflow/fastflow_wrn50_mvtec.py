@@ -30,3 +30,8 @@ model = dict(
 
 optim_wrapper = dict(optimizer=dict(type="Adam", lr=1e-3, weight_decay=1e-5))
 train_cfg = dict(max_epochs=500, val_interval=10)
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# No validation: a WideResNet-50 best checkpoint (with Adam's state) weighs 0.5-1 GB.
+tiny_overrides = {"val_dataloader": None, "val_cfg": None, "val_evaluator": None}

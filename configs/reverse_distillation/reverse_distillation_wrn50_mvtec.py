@@ -43,3 +43,8 @@ train_cfg = dict(max_epochs=200)
 train_dataloader = dict(batch_size=16)
 test_dataloader = dict(batch_size=16)
 val_dataloader = test_dataloader
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# No validation: a WideResNet-50 best checkpoint (with Adam's state) weighs 0.5-1 GB.
+tiny_overrides = {"val_dataloader": None, "val_cfg": None, "val_evaluator": None}

@@ -34,3 +34,12 @@ optim_wrapper = dict(optimizer=dict(type="Adam", lr=2e-5, betas=(0.9, 0.99)))
 param_scheduler = [
     dict(type="CosineAnnealingLR", by_epoch=True, begin=0, end=max_epochs, eta_min=1e-6),
 ]
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# The tiny config's random-init Swin2SR and crops instead of the local pretrained folder.
+tiny_overrides = {
+    "model.pretrained": None,
+    "model.hf_config": {{_base_.model.hf_config}},
+    "train_dataloader.dataset.pipeline.1.lr_size": {{_base_.lr_patch}},
+}

@@ -50,3 +50,14 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=100),
     dict(type="CosineAnnealingLR", by_epoch=True, begin=0, end=max_epochs, eta_min=1e-6),
 ]
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# The tiny config's random-init ViT at its 64 px instead of the local pretrained folder.
+tiny_overrides = {
+    "model.pretrained": None,
+    "model.hf_config": {{_base_.model.hf_config}},
+    "train_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},
+    "val_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},
+    "test_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},
+}

@@ -344,3 +344,64 @@ def test_expand_configs_flag():
         "--cfg-options",
         "k=1",
     ]
+
+
+def test_pair_killed_after_results_json_is_redone(two_configs, tiny_data, tmp_path, monkeypatch):
+    """A kill between results.json and the files after it (thresholds, plots) must not
+    make the pair look finished: the rerun redoes it."""
+    import os
+
+    real_replace = os.replace
+
+    def replace_then_die(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if Path(dst).name == "results.json":
+            raise KeyboardInterrupt  # the kill, just after results.json is complete
+
+    config = two_configs[:1]
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(
+            config, tmp_path, data_root=tiny_data, categories="disk", cfg_options=TINY, live=False
+        )
+    pair_dir = tmp_path / "pc_small" / "disk"
+    written = json.loads((pair_dir / "results.json").read_text())
+    assert set(bench.RESULT_KEYS) <= set(written)  # complete: it alone looked finished
+    assert not (pair_dir / "thresholds.json").exists()
+    assert (pair_dir / bench.INCOMPLETE_FILE).is_file()
+    assert bench.load_finished(pair_dir, "disk") is None
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    summary = run_benchmark(
+        config, tmp_path, data_root=tiny_data, categories="disk", cfg_options=TINY, live=False
+    )
+    assert summary.ran == 1 and summary.skipped == 0
+    assert [r["status"] for r in summary.pairs] == ["ok"]
+    assert (pair_dir / "thresholds.json").is_file()
+    assert not (pair_dir / bench.INCOMPLETE_FILE).exists()
+
+
+def test_interrupted_pair_is_pending_and_old_folders_without_marker_count(
+    real_bench, two_configs, tiny_data, tmp_path, monkeypatch
+):
+    work = tmp_path / "bench"
+    shutil.copytree(real_bench[0], work)
+    # Folders written before the marker existed hold only results.json: finished.
+    assert not list(work.glob(f"**/{bench.INCOMPLETE_FILE}"))
+    (work / "pc_large" / "tiles" / bench.INCOMPLETE_FILE).write_text("started\n")
+    fake = FakeRun(interrupt_on=1)
+    monkeypatch.setattr(bench, "run_category", fake)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(two_configs, work, data_root=tiny_data, cfg_options=TINY, live=False)
+    assert fake.calls == [("pc_large", "tiles")]
+    row = next(r for r in read_csv(work / "benchmark.csv") if r["config"] == "pc_large")
+    assert row["category"] == "disk" and row["status"] == "ok"
+    rows = {(r["config"], r["category"]): r for r in read_csv(work / "benchmark.csv")}
+    assert rows[("pc_large", "tiles")]["status"] == "pending"
+    assert "interrupted" in rows[("pc_large", "tiles")]["reason"]
+
+
+def test_category_that_is_not_a_folder_name_is_refused(two_configs, tmp_path):
+    with pytest.raises(ConfigError, match="not a folder name"):
+        run_benchmark(two_configs, tmp_path / "w", categories="../victim", live=False)
+    assert not (tmp_path / "victim").exists() and not (tmp_path / "w").exists()
