@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import barrier, is_main_process
 
 from adtool.apis.config_index import config_root, dataset_name, resolve_config
+from adtool.engine.dist import main_value, prepare_config
 from adtool.errors import ConfigError, DataError
 from adtool.registry import DATASETS, RUNNERS, register_all_modules
 
@@ -137,8 +139,12 @@ def build_runner(
     cfg = copy.deepcopy(cfg)
     set_data(cfg, category=category)
     cfg.work_dir = str(work_dir)
+    prepare_config(cfg)  # --launcher pytorch|slurm: starts torch.distributed
     stem = Path(cfg.filename).stem if cfg.filename else "config"
-    cfg.experiment_name = f"{stem}_{category}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    # Clock and pid differ between ranks: all take the main process's name.
+    cfg.experiment_name = main_value(
+        f"{stem}_{category}_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    )
     if checkpoint is not None:
         _unload_pretrained(cfg.model)
     return runner_from_cfg(cfg, checkpoint, resume)
@@ -161,6 +167,7 @@ def runner_from_cfg(cfg: Config, checkpoint: str | None = None, resume: bool | s
         cfg.resume = True
         if isinstance(resume, str):
             cfg.load_from = resume
+    prepare_config(cfg)  # idempotent; HF task runs come here directly
     runner_type = cfg.get("runner_type", "AnomalyRunner")
     runner_cls = RUNNERS.get(runner_type)
     if runner_cls is None:
@@ -183,6 +190,7 @@ def _after_training(runner) -> dict:
     ``test_from = "best"`` in a config loads the checkpoint that the checkpoint hook kept
     for the best validation ``image_AUROC`` before testing.
     """
+    barrier()  # distributed: the main process may still be writing the best checkpoint
     info = runner.message_hub.runtime_info
     best_path = info.get("best_ckpt")
     train = {
@@ -227,7 +235,8 @@ def run_category(
     work_dir = Path(work_dir)
     runner = build_runner(cfg, category, work_dir, checkpoint=checkpoint, resume=resume)
     try:
-        atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
+        if is_main_process():  # distributed: the main process alone writes files
+            atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
         train_s = 0.0
         n_train = None
         train_info = None
@@ -262,8 +271,10 @@ def run_category(
             results["train"] = train_info
         if checkpoint is not None:
             results["checkpoint"] = str(checkpoint)
-        write_report(work_dir, results, metric.last_arrays)
-        attach_thresholds(work_dir, results, checkpoint)
+        if is_main_process():  # it alone holds the test arrays (AnomalyMetric.evaluate)
+            write_report(work_dir, results, metric.last_arrays)
+            attach_thresholds(work_dir, results, checkpoint)
+        barrier()  # every rank returns once the files exist
         return results
     finally:
         release_logs(runner)

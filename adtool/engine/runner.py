@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 import torch
+from mmengine.device import get_device
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
+from adtool.engine.dist import ddp_wrapper_cfg
 from adtool.registry import RUNNERS
 
 
@@ -69,6 +71,17 @@ class AnomalyRunner(Runner):
             optim_wrapper = FitOnlyOptimWrapper()
         super().__init__(*args, train_cfg=train_cfg, optim_wrapper=optim_wrapper, **kwargs)
         self.logger.addFilter(_DropInternalDeprecations())
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        """mmengine's wrapping, with :func:`adtool.engine.dist.ddp_wrapper_cfg` as default:
+        no DDP for a model without trainable parameters, none of CUDA's device ids on CPU."""
+        if self.distributed and model_wrapper_cfg is None:
+            model_wrapper_cfg = ddp_wrapper_cfg(
+                model, self.cfg.get("find_unused_parameters", False)
+            )
+            if model_wrapper_cfg is None:
+                return model.to(get_device())
+        return super().wrap_model(model_wrapper_cfg, model)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         if isinstance(self.optim_wrapper, FitOnlyOptimWrapper):
