@@ -99,7 +99,8 @@ class AnomalyMetric(BaseMetric):
     resized to the most common size before the pixel metrics.
 
     Args:
-        collect_device: device used to gather results across ranks. Defaults to 'cpu'.
+        collect_device: mmengine's; unused by distributed runs, which gather by message
+            passing (see :meth:`evaluate`). Defaults to 'cpu'.
         prefix: prefix of the logged keys. Defaults to None (no prefix).
         collect_dir: folder for gathering results on CPU, see mmengine's ``BaseMetric``.
             Defaults to None.
