@@ -8,6 +8,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,38 @@ CfgOpt = Annotated[
     list[str] | None,
     typer.Option("--cfg-options", help="Override a config key: a.b=value (repeatable)."),
 ]
+
+
+class Launcher(str, Enum):
+    """How the processes of a run were started (mmengine's ``cfg.launcher``)."""
+
+    none = "none"
+    pytorch = "pytorch"
+    slurm = "slurm"
+
+
+LauncherOpt = Annotated[
+    Launcher,
+    typer.Option(
+        "--launcher",
+        help="Distributed start: none (one process), pytorch (torchrun, tools/dist_train.sh) "
+        "or slurm (srun, tools/slurm_train.sh).",
+    ),
+]
+
+
+def _with_launcher(cfg_options: list[str] | None, launcher: Launcher) -> list[str] | None:
+    """Set ``cfg.launcher`` as MMDetection's tools do (adtool.engine.dist starts the group)."""
+    if launcher is Launcher.none:
+        return cfg_options
+    return [*(cfg_options or []), f"launcher={launcher.value}"]
+
+
+def _is_main() -> bool:
+    """False on the other ranks of a distributed run: one process prints."""
+    from mmengine.dist import is_main_process
+
+    return is_main_process()
 
 
 def _fail(error: Exception) -> None:
@@ -122,6 +155,7 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Resume from the last checkpoint.")
     ] = False,
+    launcher: LauncherOpt = Launcher.none,
 ) -> None:
     """Fit or train CONFIG, then test it and write the results files per category."""
     from adtool.apis import run
@@ -133,13 +167,14 @@ def train(
             data_root=data_root,
             category=category,
             work_dir=root,
-            cfg_options=cfg_options,
+            cfg_options=_with_launcher(cfg_options, launcher),
             resume=resume,
-            on_result=lambda r: _print_result(r, root),
+            on_result=lambda r: _is_main() and _print_result(r, root),
         )
     except AdtoolError as e:
         _fail(e)
-    console.print(_summary_table(results))
+    if _is_main():
+        console.print(_summary_table(results))
 
 
 @app.command()
@@ -150,6 +185,7 @@ def test(
     category: CategoryOpt = None,
     work_dir: WorkDirOpt = None,
     cfg_options: CfgOpt = None,
+    launcher: LauncherOpt = Launcher.none,
 ) -> None:
     """Test a saved CHECKPOINT of CONFIG and write the results files."""
     from adtool.apis import run
@@ -162,12 +198,13 @@ def test(
             data_root=data_root,
             category=category,
             work_dir=root,
-            cfg_options=cfg_options,
-            on_result=lambda r: _print_result(r, root),
+            cfg_options=_with_launcher(cfg_options, launcher),
+            on_result=lambda r: _is_main() and _print_result(r, root),
         )
     except AdtoolError as e:
         _fail(e)
-    console.print(_summary_table(results))
+    if _is_main():
+        console.print(_summary_table(results))
 
 
 @app.command()

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import barrier, is_main_process
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from adtool.apis.checkpoints import (
@@ -37,6 +38,7 @@ from adtool.apis.checkpoints import (
 from adtool.apis.config_index import config_root, dataset_name, resolve_config, task_of
 from adtool.apis.overrides import check_override_keys
 from adtool.apis.thresholds import attach_thresholds, is_inside
+from adtool.engine.dist import main_value, prepare_config
 from adtool.errors import ConfigError, DataError
 from adtool.evaluation.report import format_results_json
 from adtool.fileio import atomic_write_text
@@ -226,9 +228,13 @@ def build_runner(
     set_data(cfg, category=category)
     complete_model_cfg(cfg)
     cfg.work_dir = str(work_dir)
+    prepare_config(cfg)  # --launcher pytorch|slurm: starts torch.distributed
     stem = Path(cfg.filename).stem if cfg.filename else "config"
     parts = [stem] if category is None else [stem, str(category)]
-    cfg.experiment_name = "_".join([*parts, time.strftime("%Y%m%d_%H%M%S"), str(os.getpid())])
+    # Clock and pid differ between ranks: all take the main process's name.
+    cfg.experiment_name = main_value(
+        "_".join([*parts, time.strftime("%Y%m%d_%H%M%S"), str(os.getpid())])
+    )
     if checkpoint is not None:
         # run_category loads the checkpoint itself (read once, checked, then loaded).
         with weights_from_checkpoint(cfg):
@@ -253,6 +259,7 @@ def runner_from_cfg(cfg: Config, checkpoint: str | None = None, resume: bool | s
         cfg.resume = True
         if isinstance(resume, str):
             cfg.load_from = resume
+    prepare_config(cfg)  # idempotent; HF task runs come here directly
     runner_type = cfg.get("runner_type", "AnomalyRunner")
     runner_cls = RUNNERS.get(runner_type)
     if runner_cls is None:
@@ -315,6 +322,7 @@ def _after_training(runner, work_dir: Path) -> dict:
     ``test_from = "best"`` in a config loads the checkpoint that the checkpoint hook kept
     for the best validation score before testing.
     """
+    barrier()  # distributed: the main process may still be writing the best checkpoint
     info = runner.message_hub.runtime_info
     best_path = info.get("best_ckpt")
     last = last_checkpoint(work_dir)
@@ -377,7 +385,8 @@ def run_category(
         if checkpoint is not None:
             load_tested_checkpoint(runner, checkpoint)
         _check_resume(runner, work_dir, resume)
-        atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
+        if is_main_process():  # distributed: the main process alone writes files
+            atomic_write_text(work_dir / "config.py", runner.cfg.pretty_text)
         train_s = 0.0
         n_train = None
         train_info = None
@@ -414,12 +423,14 @@ def run_category(
         if checkpoint is not None:
             results["checkpoint"] = str(checkpoint)
         results = jsonable(results)
-        metric.write_outputs(work_dir, results)
-        attach_thresholds(
-            work_dir, results, checkpoint, model=runner.model, report=report, task=task
-        )
-        # Last: a results.json means every other file of the run is there.
-        atomic_write_text(work_dir / "results.json", format_results_json(results))
+        if is_main_process():  # it alone holds the test arrays (AnomalyMetric.evaluate)
+            metric.write_outputs(work_dir, results)
+            attach_thresholds(
+                work_dir, results, checkpoint, model=runner.model, report=report, task=task
+            )
+            # Last: a results.json means every other file of the run is there.
+            atomic_write_text(work_dir / "results.json", format_results_json(results))
+        barrier()  # every rank returns once the files exist
         return results
     finally:
         release_logs(runner)

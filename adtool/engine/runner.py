@@ -7,10 +7,12 @@ import inspect
 import logging
 
 import torch
+from mmengine.device import get_device
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
+from adtool.engine.dist import ddp_wrapper_cfg
 from adtool.engine.hooks import ModelLifecycleHook
 from adtool.errors import ConfigError
 from adtool.registry import LOOPS, MODELS, RUNNERS, check_keys, check_value_types
@@ -131,6 +133,17 @@ class AnomalyRunner(Runner):
         if isinstance(model, dict):
             check_keys(model, MODELS)
         return super().build_model(model)
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        """mmengine's wrapping, with :func:`adtool.engine.dist.ddp_wrapper_cfg` as default:
+        no DDP for a model without trainable parameters, none of CUDA's device ids on CPU."""
+        if self.distributed and model_wrapper_cfg is None:
+            model_wrapper_cfg = ddp_wrapper_cfg(
+                model, self.cfg.get("find_unused_parameters", False)
+            )
+            if model_wrapper_cfg is None:
+                return model.to(get_device())
+        return super().wrap_model(model_wrapper_cfg, model)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
         if isinstance(self.optim_wrapper, FitOnlyOptimWrapper):

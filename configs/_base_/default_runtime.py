@@ -15,7 +15,10 @@ custom_hooks = [dict(type="RichProgressHook")]
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-    dist_cfg=dict(backend="gloo"),
+    # Distributed runs (--launcher pytorch|slurm): the backend is nccl with CUDA and gloo
+    # without (adtool.engine.dist); set backend here to force one. The timeout (s) covers a
+    # memory bank fitted by the main process alone while the other ranks wait.
+    dist_cfg=dict(timeout=3600),
 )
 vis_backends = [dict(type="LocalVisBackend")]
 visualizer = dict(type="Visualizer", vis_backends=vis_backends)

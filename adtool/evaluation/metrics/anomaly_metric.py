@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.dist import collect_results, get_world_size, is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
+from adtool.engine.dist import gather_to_main, main_value
 from adtool.evaluation.report import build_report, write_report
 from adtool.registry import METRICS
 
@@ -98,7 +100,8 @@ class AnomalyMetric(BaseMetric):
     resized to the most common size before the pixel metrics.
 
     Args:
-        collect_device: device used to gather results across ranks. Defaults to 'cpu'.
+        collect_device: mmengine's; unused by distributed runs, which gather by message
+            passing (see :meth:`evaluate`). Defaults to 'cpu'.
         prefix: prefix of the logged keys. Defaults to None (no prefix).
         collect_dir: folder for gathering results on CPU, see mmengine's ``BaseMetric``.
             Defaults to None.
@@ -167,6 +170,30 @@ class AnomalyMetric(BaseMetric):
                     "image": image,
                 }
             )
+
+    def evaluate(self, size: int) -> dict:
+        """mmengine's ``evaluate``; distributed, the main process gathers by message passing.
+
+        Every rank's samples reach the main process once each, in the dataset's order (the
+        sampler's padding dropped by ``size``); the main process computes the metrics and
+        keeps ``last_arrays`` (only it writes files); every rank gets the metrics and
+        ``last_report``. With ``collect_dir`` set, mmengine's gathering through that shared
+        folder is used instead.
+        """
+        if get_world_size() == 1:
+            return super().evaluate(size)
+        if self.collect_dir is not None:
+            results = collect_results(self.results, size, "cpu", tmpdir=self.collect_dir)
+        else:
+            results = gather_to_main(self.results, size)
+        self.results.clear()
+        metrics = None
+        if is_main_process():
+            metrics = self.compute_metrics(results)
+            if self.prefix:
+                metrics = {f"{self.prefix}/{k}": v for k, v in metrics.items()}
+        metrics, self.last_report = main_value((metrics, self.last_report))
+        return metrics
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Build the report from every collected sample.

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import collect_results, get_world_size
+from mmengine.dist import get_world_size, is_main_process
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
+from adtool.engine.dist import broadcast_buffers, gather_to_main
 from adtool.models.components import gaussian_blur
 from adtool.models.postprocess import PostProcessor
 from adtool.structures import AnomalyDataSample
@@ -159,7 +160,8 @@ class MemoryBankModel(BaseAnomalyModel):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._collected: list[torch.Tensor] = []
+        # Per batch: its samples' image paths and its embeddings.
+        self._collected: list[tuple[list, torch.Tensor]] = []
 
     @abstractmethod
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -172,14 +174,36 @@ class MemoryBankModel(BaseAnomalyModel):
     @torch.no_grad()
     def fit_step(self, data_batch: dict) -> None:
         data = self.data_preprocessor(data_batch, False)
-        self._collected.append(self.embed(data["inputs"]).cpu())
+        samples = data.get("data_samples") or [None] * len(data["inputs"])
+        paths = [None if s is None else s.metainfo.get("img_path") for s in samples]
+        self._collected.append((paths, self.embed(data["inputs"]).cpu()))
 
     def fit(self) -> None:
+        """Fit on every rank's embeddings: the main process fits, the others copy its buffers.
+
+        Each rank saw a strided share of the training set (mmengine's ``DefaultSampler``),
+        padded so that ranks hold as many samples. The embeddings are split per sample,
+        gathered on the main process in the one-process order with the padding dropped,
+        fitted there once, and the fitted buffers are broadcast, so every rank tests with
+        the same bank and a checkpoint equals a one-process run's.
+        """
         if not self._collected:
             raise RuntimeError(f"{type(self).__name__}.fit() called before any fit_step")
-        embeddings = torch.cat(self._collected)
-        self._collected = []
-        if get_world_size() > 1:
-            parts = collect_results([embeddings], get_world_size(), device="cpu")
-            embeddings = torch.cat(parts)
-        self.fit_embeddings(embeddings)
+        batches, self._collected = self._collected, []
+        if get_world_size() == 1:
+            self.fit_embeddings(torch.cat([emb for _, emb in batches]))
+            return
+        keys, samples = [], []
+        for paths, emb in batches:
+            n = len(paths)
+            if emb.shape[0] % n:
+                raise RuntimeError(
+                    f"{type(self).__name__}.embed gave {emb.shape[0]} rows for {n} images; "
+                    "a distributed fit needs the same number of rows per image"
+                )
+            keys += paths
+            samples += list(emb.split(emb.shape[0] // n))
+        gathered = gather_to_main(samples, keys=keys)
+        if is_main_process():
+            self.fit_embeddings(torch.cat(gathered))
+        broadcast_buffers(self)
