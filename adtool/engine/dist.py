@@ -17,6 +17,7 @@ order a one-process run sees them. Results are gathered by message passing
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import subprocess
 from collections.abc import Hashable, Sequence
@@ -31,6 +32,7 @@ from mmengine.dist import (
     get_world_size,
     is_main_process,
 )
+from mmengine.logging import print_log
 from torch import nn
 
 from adtool.errors import ConfigError
@@ -221,7 +223,15 @@ def gather_to_main(
         merged = merged[:size]
     if keys is None:
         return merged
-    return drop_padding([item for _, item in merged], [k for k, _ in merged], world_size)
+    merged_keys = [k for k, _ in merged]
+    if None in merged_keys:
+        print_log(
+            "samples without an img_path: the sampler's padding cannot be told apart, so up "
+            f"to {world_size - 1} samples may count twice",
+            logger="current",
+            level=logging.WARNING,
+        )
+    return drop_padding([item for _, item in merged], merged_keys, world_size)
 
 
 def broadcast_buffers(module: nn.Module) -> None:
