@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import (
     CheckpointLoader,
     get_state_dict,
-    save_checkpoint,
     weights_to_cpu,
 )
 from rich.console import Console
@@ -42,7 +42,8 @@ class ModelLifecycleHook(Hook):
     weights and keeps its state as saved.)
     """
 
-    priority = "ABOVE_NORMAL"  # before CheckpointHook (NORMAL) in after_train
+    # Before CheckpointHook (NORMAL), which may publish the last checkpoint in after_train.
+    priority = "ABOVE_NORMAL"
 
     def before_train(self, runner) -> None:
         hook = getattr(_unwrap(runner.model), "before_train", None)
@@ -70,7 +71,7 @@ class ModelLifecycleHook(Hook):
             checkpoint = CheckpointLoader.load_checkpoint(str(path), map_location="cpu")
             checkpoint["state_dict"] = weights_to_cpu(get_state_dict(model))
             with atomic_path(path) as tmp:
-                save_checkpoint(checkpoint, str(tmp))
+                torch.save(checkpoint, tmp)
 
 
 @HOOKS.register_module()

@@ -140,6 +140,8 @@ class AnomalyMetric(BaseMetric):
             data_batch: the batch from the dataloader (unused).
             data_samples: dicts from ``AnomalyDataSample.to_dict()`` holding ``pred_score``,
                 ``gt_label``, optionally ``anomaly_map`` and ``gt_mask``, and the metainfo.
+                A model that scores images only sets no ``anomaly_map``: the report then
+                has ``pixel: None`` and no overlays, everything else as usual.
         """
         images = _batch_images(data_batch, len(data_samples))
         for sample, image in zip(data_samples, images):
