@@ -366,7 +366,7 @@ def prepare(root: Path) -> dict[str, tuple[str, str]]:
         "corrupt_run": (str(corrupt_run), "work_dirs/corrupt"),
         "unwritable": (str(unwritable), "a_file"),
         "images": (str(images), "data/sample/tiles/test/crack"),
-        "images_with_bad": (str(with_bad), "images/"),
+        "images_with_bad": (str(with_bad), "images"),
         "data_small_masks": (str(small), "data/small_masks"),
         "data_missing_mask": (str(missing), "data/missing_mask"),
         "cls10": (str(cls), "data/cls10"),
