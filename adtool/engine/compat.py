@@ -117,7 +117,8 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
             f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint dict; "
             "pass the .pth a training run wrote"
         )
-    return dict(checkpoint)
+    # A bare state dict keeps its OrderedDict ``_metadata`` (module versions) as saved.
+    return checkpoint if isinstance(checkpoint, dict) else dict(checkpoint)
 
 
 def _first_sentence(error: BaseException) -> str:
