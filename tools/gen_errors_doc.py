@@ -424,7 +424,7 @@ def _readable(line: str, ctx: dict[str, tuple[str, str]]) -> str:
     return line.replace("|", "\\|")
 
 
-def render(rows: list[tuple[Case, int, str]]) -> str:
+def render(rows: list[tuple[Case, int, str]], ctx: dict[str, tuple[str, str]]) -> str:
     """The Markdown page."""
     out = [
         "# Bad input: what adtool says",
@@ -440,16 +440,13 @@ def render(rows: list[tuple[Case, int, str]]) -> str:
         "| ---: | --- | --- | ---: | --- |",
     ]
     for case, code, message in rows:
-        shown = " ".join(command(case, CTX_SHOWN, shown=True))
+        shown = " ".join(command(case, ctx, shown=True))
         status = f"{code}" if code == case.exit else f"**{code}** (expected {case.exit})"
         out.append(f"| {case.item} | {case.what} | `{shown}` | {status} | {message} |")
     out += ["", "Items without a single command:", ""]
     for item, (what, where) in sorted(NOT_A_COMMAND.items()):
         out.append(f"- {item}. {what}: {where}.")
     return "\n".join(out) + "\n"
-
-
-CTX_SHOWN: dict[str, tuple[str, str]] = {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,7 +461,6 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in CASES if c.id in wanted]
     with tempfile.TemporaryDirectory(prefix="adtool_errors_") as tmp:
         ctx = prepare(Path(tmp))
-        CTX_SHOWN.update(ctx)
         rows = []
         for case in cases:
             code, message = run_case(case, ctx)
@@ -474,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             print("a checkpoint payload ran", file=sys.stderr)
             return 1
     if not args.only:
-        Path(args.out).write_text(render(rows), encoding="utf-8")
+        Path(args.out).write_text(render(rows, ctx), encoding="utf-8")
         print(f"wrote {args.out}")
     bad = [c.id for c, code, _ in rows if code != c.exit]
     return 1 if args.check and bad else 0
