@@ -7,7 +7,8 @@ images, random backbone weights, a PatchCore checkpoint fitted here), so the tab
 what the tools do today, not what someone remembered. A case is one :class:`Case` entry
 in :data:`CASES`: the command (placeholders in braces, filled in from :func:`prepare`) and
 the exit code it should end with. ``--check`` exits 1 when an exit code differs from the
-expected one (the table marks it). Takes about two minutes on one core.
+expected one (the table marks it). Takes a few minutes (about 25 subprocesses, each
+importing torch).
 """
 
 from __future__ import annotations
