@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +49,7 @@ class Case:
         tiny: Append the tiny-data ``--cfg-options`` (hidden in the table).
         show: Regex of output lines to report when the command prints no ``error:`` line
             (a warning of a run that carries on).
+        options: The case's own ``--cfg-options`` items (shown in the table).
     """
 
     id: str
@@ -58,7 +59,7 @@ class Case:
     exit: int
     tiny: bool = True
     show: str = r"^error:"
-    options: tuple[str, ...] = field(default=())
+    options: tuple[str, ...] = ()
 
 
 def _train(*extra: str) -> tuple[str, ...]:
