@@ -117,7 +117,8 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
             f"checkpoint {path} holds a {type(checkpoint).__name__}, not a checkpoint dict; "
             "pass the .pth a training run wrote"
         )
-    return dict(checkpoint)
+    # A bare state dict keeps its OrderedDict ``_metadata`` (module versions) as saved.
+    return checkpoint if isinstance(checkpoint, dict) else dict(checkpoint)
 
 
 def _first_sentence(error: BaseException) -> str:
@@ -148,19 +149,28 @@ def load_local_checkpoint(filename: str, map_location=None, logger=None) -> dict
     return load_checkpoint_file(filename, map_location=map_location)
 
 
-def _overrides_load(module: torch.nn.Module) -> bool:
-    """True when ``module`` adapts its own entries on load (a memory bank resizes itself)."""
-    return type(module)._load_from_state_dict is not torch.nn.Module._load_from_state_dict
+def _adapts_own_entries(module: torch.nn.Module) -> bool:
+    """True for an adtool module that overrides ``_load_from_state_dict`` to adapt its
+    entries (a memory bank that takes the saved size). Library layers' overrides (batch
+    norm's version handling in torch and timm) do not count: their shapes must match."""
+    cls = type(module)
+    overridden = cls._load_from_state_dict is not torch.nn.Module._load_from_state_dict
+    return overridden and cls.__module__.startswith("adtool.")
+
+
+def _prefixes_where(model: torch.nn.Module, test) -> tuple[str, ...]:
+    return tuple(name + "." for name, m in model.named_modules() if name and test(m))
 
 
 def check_state_dict(model: torch.nn.Module, state_dict: Mapping, path: str | Path) -> None:
     """Refuse, in one line, a state dict written by another model or backbone.
 
     Keys missing from ``state_dict`` or present only there, and tensors whose shapes
-    differ, are reported with the first example of each. A module that overrides
-    ``_load_from_state_dict`` (a memory bank that takes the saved size, a post-processor
-    that loads older checkpoints without its buffers) handles its own entries, so they are
-    not counted.
+    differ, are reported with the first example of each. Not counted: entries of an
+    adtool module that adapts them on load (a memory bank that takes the saved size, a
+    post-processor that loads older checkpoints without its buffers), extra entries of a
+    module with a load pre-hook (a backbone that forgets the stages it dropped), and a
+    missing batch-norm ``num_batches_tracked`` (older torch).
 
     Args:
         model: The model built from the config.
@@ -170,19 +180,24 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping, path: str | Pa
     Raises:
         DataError: when the state dict does not fit ``model``.
     """
-    adapting = [name + "." for name, m in model.named_modules() if name and _overrides_load(m)]
-
-    def adapts(key: str) -> bool:
-        return any(key.startswith(prefix) for prefix in adapting)
-
+    adapting = _prefixes_where(model, _adapts_own_entries)
+    hooked = _prefixes_where(model, lambda m: bool(getattr(m, "_load_state_dict_pre_hooks", {})))
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict and not adapts(k)]
-    unexpected = [k for k in state_dict if k not in expected and not adapts(k)]
+    missing = [
+        k
+        for k in expected
+        if k not in state_dict
+        and not k.startswith(adapting)
+        and not k.endswith("num_batches_tracked")
+    ]
+    unexpected = [
+        k for k in state_dict if k not in expected and not k.startswith(adapting + hooked)
+    ]
     mismatched = [
         k
         for k, v in state_dict.items()
         if k in expected
-        and not adapts(k)
+        and not k.startswith(adapting)
         and hasattr(v, "shape")
         and tuple(v.shape) != tuple(expected[k].shape)
     ]

@@ -179,3 +179,15 @@ def test_check_state_dict_names_another_backbone(checkpoints):
     same[key] = torch.zeros(32, 3, 7, 7)
     with pytest.raises(DataError, match=r"differ in shape .*checkpoint \(32, 3, 7, 7\) vs model"):
         check_state_dict(model, same, "pc.pth")
+
+
+def test_check_state_dict_counts_batch_norm_shapes_but_not_dropped_stages():
+    model = _model("patchcore_effnetlite0_sample")
+    state = dict(model.state_dict())
+    # A checkpoint written before the backbone dropped its unused stages still fits.
+    state["backbone.model.blocks.6.0.conv_pw.weight"] = torch.zeros(1)
+    check_state_dict(model, state, "old.pth")
+    # timm's BatchNormAct2d overrides _load_from_state_dict, yet its shapes are checked.
+    state["backbone.model.bn1.weight"] = torch.zeros(7)
+    with pytest.raises(DataError, match=r"bn1.weight: checkpoint \(7,\) vs model \(32,\)"):
+        check_state_dict(model, state, "old.pth")

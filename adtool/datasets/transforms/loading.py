@@ -128,10 +128,10 @@ class LoadAnomalyMask:
     """Read ``results['mask_path']`` into ``gt_mask`` (uint8 0/1, H x W of ``img``).
 
     Pixels > 0 are defects. A mask whose size differs from the image is resized with
-    nearest neighbour (the dataset logs one warning with the count of such masks).
-    Without ``mask_path``: a normal image of a dataset with masks gets an all-zero mask;
-    otherwise (dataset without masks) ``gt_mask`` stays absent. Must come
-    after :class:`LoadAnomalyImage`.
+    nearest neighbour (the dataset logs one warning with the count of such masks). Without
+    ``mask_path``: a normal image of a dataset with masks gets an all-zero mask; otherwise
+    (dataset without masks) ``gt_mask`` stays absent. Must come after
+    :class:`LoadAnomalyImage`.
     """
 
     def __call__(self, results: dict) -> dict:
