@@ -7,5 +7,5 @@ model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     teacher=dict(arch="tf_efficientnet_lite0"),
     # timm's EfficientNet has no zero-initialised last BN (and no zero_init_last option).
-    student=dict(arch="tf_efficientnet_lite0", model_kwargs=None),
+    student=dict(arch="tf_efficientnet_lite0", model_kwargs=dict(_delete_=True)),
 )

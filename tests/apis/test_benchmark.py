@@ -346,17 +346,18 @@ def test_expand_configs_flag():
     ]
 
 
-def test_pair_killed_after_results_json_is_redone(two_configs, tiny_data, tmp_path, monkeypatch):
-    """A kill between results.json and the files after it (thresholds, plots) must not
-    make the pair look finished: the rerun redoes it."""
+def test_pair_killed_before_its_last_file_is_redone(two_configs, tiny_data, tmp_path, monkeypatch):
+    """A kill after some of a pair's files are written (here: just after thresholds.json,
+    the step before results.json) must not make the pair look finished: the rerun redoes
+    it. A stale results.json of an earlier run (``--force``) is covered by the marker."""
     import os
 
     real_replace = os.replace
 
     def replace_then_die(src, dst, *args, **kwargs):
         real_replace(src, dst, *args, **kwargs)
-        if Path(dst).name == "results.json":
-            raise KeyboardInterrupt  # the kill, just after results.json is complete
+        if Path(dst).name == "thresholds.json":
+            raise KeyboardInterrupt  # the kill, just after the thresholds are complete
 
     config = two_configs[:1]
     monkeypatch.setattr(os, "replace", replace_then_die)
@@ -365,10 +366,12 @@ def test_pair_killed_after_results_json_is_redone(two_configs, tiny_data, tmp_pa
             config, tmp_path, data_root=tiny_data, categories="disk", cfg_options=TINY, live=False
         )
     pair_dir = tmp_path / "pc_small" / "disk"
-    written = json.loads((pair_dir / "results.json").read_text())
-    assert set(bench.RESULT_KEYS) <= set(written)  # complete: it alone looked finished
-    assert not (pair_dir / "thresholds.json").exists()
+    assert (pair_dir / "thresholds.json").is_file()
+    assert not (pair_dir / "results.json").exists()  # written last
     assert (pair_dir / bench.INCOMPLETE_FILE).is_file()
+    assert bench.load_finished(pair_dir, "disk") is None
+    # A results.json left by an earlier run does not make the interrupted pair finished.
+    (pair_dir / "results.json").write_text(json.dumps({k: None for k in bench.RESULT_KEYS}))
     assert bench.load_finished(pair_dir, "disk") is None
 
     monkeypatch.setattr(os, "replace", real_replace)
@@ -377,7 +380,7 @@ def test_pair_killed_after_results_json_is_redone(two_configs, tiny_data, tmp_pa
     )
     assert summary.ran == 1 and summary.skipped == 0
     assert [r["status"] for r in summary.pairs] == ["ok"]
-    assert (pair_dir / "thresholds.json").is_file()
+    assert set(bench.RESULT_KEYS) <= set(json.loads((pair_dir / "results.json").read_text()))
     assert not (pair_dir / bench.INCOMPLETE_FILE).exists()
 
 

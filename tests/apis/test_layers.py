@@ -12,6 +12,7 @@ APIS = Path(__file__).resolve().parents[2] / "adtool" / "apis"
 # Each module may import only modules of a lower layer.
 LAYERS = {
     "config_index": 0,
+    "overrides": 0,
     "checkpoints": 1,
     "inputs": 1,
     "thresholds": 2,
