@@ -45,8 +45,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         loaded = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # zip/pickle errors of a truncated or foreign file
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        detail = detail.split(". ")[0][:160]  # torch's first sentence says what failed
         raise DataError(
-            f"checkpoint {path} cannot be read (truncated or not a checkpoint: {detail[:160]}); "
+            f"checkpoint {path} cannot be read (truncated or not a checkpoint: {detail}); "
             "pass a .pth a training run wrote"
         ) from None
     if not isinstance(loaded, dict):
