@@ -9,6 +9,7 @@ checkpoint of another model or backbone into one line naming both.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import os
@@ -150,15 +151,43 @@ def _model_summary(model_cfg) -> str:
     return f"{kind} (backbone {arch})" if arch else kind
 
 
+def _literal(node: ast.AST | None):
+    try:
+        return ast.literal_eval(node) if node is not None else None
+    except ValueError:
+        return None
+
+
+def _dict_items(node: ast.AST | None) -> dict[str, ast.AST]:
+    """The keys of a ``dict(...)`` call or ``{...}`` literal in config source."""
+    if isinstance(node, ast.Call):
+        return {k.arg: k.value for k in node.keywords if k.arg}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): v for k, v in zip(node.keys, node.values) if k is not None}
+    return {}
+
+
 def checkpoint_model(checkpoint: dict) -> str | None:
-    """What model a checkpoint holds, from its meta (the config mmengine saved with it)."""
-    meta = checkpoint.get("meta") or {}
-    text = meta.get("cfg")
-    if isinstance(text, str):
-        try:
-            return _model_summary(Config.fromstring(text, ".py").get("model") or {})
-        except Exception:  # an old or hand-made meta; fall back to the key prefixes
-            pass
+    """What model a checkpoint holds, from the config text mmengine saved in its meta.
+
+    The text is parsed, never executed: a checkpoint is untrusted input.
+    """
+    text = (checkpoint.get("meta") or {}).get("cfg")
+    if not isinstance(text, str):
+        return None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if isinstance(node, ast.Assign) and "model" in targets:
+            model = _dict_items(node.value)
+            arch = _literal(_dict_items(model.get("backbone")).get("arch"))
+            summary = {"type": _literal(model.get("type")) or "?"}
+            if isinstance(arch, str):
+                summary["backbone"] = {"arch": arch}
+            return _model_summary(summary)
     return None
 
 

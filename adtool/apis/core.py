@@ -236,7 +236,9 @@ def build_runner(
         "_".join([*parts, time.strftime("%Y%m%d_%H%M%S"), str(os.getpid())])
     )
     if checkpoint is not None:
-        # run_category loads the checkpoint itself (read once, checked, then loaded).
+        # run_category loads the checkpoint itself (read once, checked, then loaded); a
+        # config's own load_from must not replace it when the test starts.
+        cfg.load_from = None
         with weights_from_checkpoint(cfg):
             return runner_from_cfg(cfg, None, resume)
     return runner_from_cfg(cfg, None, resume)

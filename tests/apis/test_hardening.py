@@ -218,3 +218,12 @@ def test_explicit_conflicting_num_classes_stays_an_error(ten_classes, tmp_path):
     message = str(err.value)
     assert "model.num_classes=4" in message and "num_classes=10" in message
     assert not (tmp_path / "w" / "epoch_1.pth").exists()
+
+
+def test_config_text_in_a_checkpoint_is_parsed_not_run(tmp_path):
+    marker = tmp_path / "ran"
+    text = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\nmodel = dict(type='Evil')\n"
+    saved = {"state_dict": {"other.weight": torch.ones(1)}, "meta": {"cfg": text}}
+    with pytest.raises(DataError, match="holds Evil but the config builds"):
+        check_state_dict(torch.nn.Linear(1, 1), saved, tmp_path / "evil.pth")
+    assert not marker.exists()

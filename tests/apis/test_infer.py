@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from adtool.apis import load_config, run_category
+from adtool.apis.checkpoints import load_model
 from adtool.apis.inference import (
     META_KEY,
     choose_threshold,
@@ -20,6 +21,7 @@ from adtool.apis.inference import (
     list_inputs,
     load_thresholds,
 )
+from adtool.apis.thresholds import attach_thresholds, stored_thresholds
 from adtool.cli import app, expand_cfg_options
 from adtool.errors import ConfigError, DataError
 
@@ -196,3 +198,143 @@ def test_cli_infer_and_its_errors(trained, tiny_data, tmp_path):
         app, expand_cfg_options([*base, str(tmp_path / "missing.pth"), str(images), *tail])
     )
     _one_line_error(result, "missing.pth")
+
+
+# ------------------------------------------------ issue 11 item 9: unreadable images
+
+
+def _folder_with_a_bad_image(tiny_data, tmp_path) -> Path:
+    folder = tmp_path / "images"
+    shutil.copytree(tiny_data / "tiles" / "test" / "good", folder)
+    (folder / "bad.png").write_bytes(b"not a png at all")
+    return folder
+
+
+def test_unreadable_image_is_reported_and_the_others_scored(trained, tiny_data, tmp_path):
+    cfg, work, _ = trained
+    folder = _folder_with_a_bad_image(tiny_data, tmp_path)
+    rows = infer(cfg, work / "epoch_1.pth", folder, tmp_path / "out")
+    clean = infer(cfg, work / "epoch_1.pth", tiny_data / "tiles" / "test" / "good", tmp_path / "c")
+    bad = [r for r in rows if Path(r["path"]).name == "bad.png"]
+    assert len(bad) == 1 and bad[0]["score"] is None and bad[0]["label"] is None
+    assert bad[0]["status"].startswith("error: ") and "bad.png" in bad[0]["status"]
+    good = [r for r in rows if r is not bad[0]]
+    assert [Path(r["path"]).name for r in good] == [Path(r["path"]).name for r in clean]
+    assert [r["score"] for r in good] == pytest.approx([r["score"] for r in clean], rel=1e-6)
+    assert {r["status"] for r in good} == {"ok"}
+    lines = read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(lines) == len(rows)
+    line = next(r for r in lines if r["path"].endswith("bad.png"))
+    assert line["score"] == "" and line["status"].startswith("error: ")
+
+
+def test_cli_unreadable_image_warns_once_and_exits_nonzero(trained, tiny_data, tmp_path):
+    _, work, _ = trained
+    folder = _folder_with_a_bad_image(tiny_data, tmp_path)
+    args = ["infer", CONFIG, str(work / "epoch_1.pth"), str(folder), "--cfg-options", *TINY]
+    out = CliRunner().invoke(app, expand_cfg_options([*args, "--out", str(tmp_path / "o")]))
+    assert out.exit_code == 1
+    warnings = [line for line in out.output.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "bad.png" in warnings[0] and "Traceback" not in out.output
+    assert (tmp_path / "o" / "predictions.csv").is_file()
+    strict = [*args, "--out", str(tmp_path / "s"), "--strict"]
+    out = CliRunner().invoke(app, expand_cfg_options(strict))
+    assert out.exit_code == 2 and "bad.png" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "s" / "predictions.csv").exists()
+
+
+# ------------------------------------- thresholds travel with the model (issue 10 item 4)
+
+
+class _ToyPostProcessor(torch.nn.Module):
+    """The contract of adtool.models.postprocess.PostProcessor's thresholds part."""
+
+    NAMES = ("f1_percentile", "f1_uniform", "youden_j", "percentile_95")
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("values", torch.full((4,), float("nan")))
+        self.register_buffer("chosen", torch.tensor(-1))
+        self.register_buffer("pixel", torch.tensor(float("nan")))
+
+    def set_thresholds(self, values, chosen, pixel=None):
+        for i, name in enumerate(self.NAMES):
+            self.values[i] = float("nan") if values.get(name) is None else values[name]
+        self.chosen.fill_(self.NAMES.index(chosen) if chosen in self.NAMES else -1)
+        self.pixel.fill_(float("nan") if pixel is None else pixel)
+
+    def thresholds(self):
+        if int(self.chosen) < 0:
+            return None
+        name = self.NAMES[int(self.chosen)]
+        values = {n: float(v) for n, v in zip(self.NAMES, self.values.tolist())}
+        return {"chosen": name, "value": values[name], "values": values,
+                "pixel_threshold": float(self.pixel)}  # fmt: skip
+
+
+class _ToyModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(2, 1)
+        self.postprocessor = _ToyPostProcessor()
+
+
+def test_thresholds_go_into_the_checkpoint_state_dict_and_come_back_first(tmp_path):
+    model = _ToyModel()
+    ckpt = tmp_path / "epoch_1.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, ckpt)
+    (tmp_path / "last_checkpoint").write_text(str(ckpt))
+    results = {
+        "model": "Toy",
+        "thresholds": {"f1_percentile": {"value": 0.25}, "f1_uniform": {"value": 0.5},
+                       "youden_j": {"value": 0.75}, "percentile_95": {"value": 1.5}},
+        "confusion": {"threshold": "youden_j", "threshold_value": 0.75},
+        "pixel": {"threshold": 0.3},
+    }  # fmt: skip
+    attach_thresholds(tmp_path, results, model=model)
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["state_dict"]["postprocessor.values"].tolist() == [0.25, 0.5, 0.75, 1.5]
+    assert saved["meta"][META_KEY]["chosen"] == "youden_j"  # the old meta too
+    # A fresh model loading the file: the post-processor wins over meta and json.
+    fresh = _ToyModel()
+    fresh.load_state_dict(saved["state_dict"])
+    saved["meta"][META_KEY]["value"] = 99.0
+    record, source = stored_thresholds(fresh, saved, ckpt)
+    assert (record["chosen"], record["value"]) == ("youden_j", 0.75) and str(ckpt) in source
+    assert record["pixel_threshold"] == pytest.approx(0.3)
+    # Without post-processor values: the meta, then thresholds.json beside the file.
+    assert stored_thresholds(_ToyModel(), saved, ckpt)[0]["value"] == 99.0
+    old = {"state_dict": saved["state_dict"], "meta": {}}
+    record, source = stored_thresholds(_ToyModel(), old, ckpt)
+    assert source.endswith("thresholds.json") and record["value"] == 0.75
+
+
+def test_infer_reads_thresholds_json_beside_an_old_checkpoint(trained, tiny_data, tmp_path):
+    cfg, work, results = trained
+    old = tmp_path / "old_run" / "epoch_1.pth"
+    old.parent.mkdir()
+    checkpoint = torch.load(work / "epoch_1.pth", weights_only=False)
+    del checkpoint["meta"][META_KEY]
+    state = checkpoint["state_dict"]
+    checkpoint["state_dict"] = {
+        k: v for k, v in state.items() if not k.startswith("postprocessor.")
+    }
+    torch.save(checkpoint, old)
+    shutil.copy(work / "thresholds.json", old.parent / "thresholds.json")
+    rows = infer(cfg, old, tiny_data / "tiles" / "test" / "good", tmp_path / "o")
+    value = results["confusion"]["threshold_value"]
+    assert {r["threshold_name"] for r in rows} == {"f1_percentile"}
+    assert [r["label"] for r in rows] == [int(r["score"] >= value) for r in rows]
+
+
+def test_trained_checkpoint_carries_thresholds_in_the_post_processor(trained):
+    pytest.importorskip("adtool.models.postprocess")
+    cfg, work, results = trained
+    saved = torch.load(work / "epoch_1.pth", weights_only=False)
+    assert any(k.startswith("postprocessor.") for k in saved["state_dict"])
+    model, loaded = load_model(cfg, work / "epoch_1.pth")
+    stored = model.postprocessor.thresholds()
+    assert stored["chosen"] == results["confusion"]["threshold"]
+    assert stored["value"] == pytest.approx(results["confusion"]["threshold_value"])
+    for name, entry in results["thresholds"].items():
+        assert stored["values"][name] == pytest.approx(entry["value"])
