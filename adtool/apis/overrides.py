@@ -27,9 +27,7 @@ from mmengine.runner import Runner
 from adtool.errors import ConfigError
 
 # Top-level keys adtool reads (apis/, tools/) that a config may leave unset.
-ADTOOL_KEYS = frozenset(
-    {"task", "runner_type", "test_from", "infer_pipeline", "class_names", "default_scope"}
-)
+ADTOOL_KEYS = frozenset({"task", "runner_type", "test_from", "infer_pipeline", "class_names"})
 
 
 def runner_keys() -> frozenset[str]:
@@ -69,6 +67,9 @@ def _type_accepts(parent: Mapping, key: str) -> tuple[bool, set[str]]:
     return valid is None or key in valid, valid or set()
 
 
+_MISSING = object()
+
+
 def _child(node, part: str):
     """``node[part]`` for a dict key or a list index, or a sentinel when absent."""
     if isinstance(node, Mapping):
@@ -77,9 +78,6 @@ def _child(node, part: str):
         index = int(part)
         return node[index] if -len(node) <= index < len(node) else _MISSING
     return _MISSING
-
-
-_MISSING = object()
 
 
 def check_override_keys(cfg: Mapping, options: Mapping | None) -> None:

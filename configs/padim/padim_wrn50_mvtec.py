@@ -9,3 +9,8 @@ model = dict(
     backbone=dict(arch="wide_resnet50_2.tv_in1k"),
     neck=dict(num_channels=550),
 )
+
+# Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
+# beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
+# 100 channels as the R18 config: 550 would invert 256 covariances of 550 x 550 here.
+tiny_overrides = {"model.neck.num_channels": 100}

@@ -5,7 +5,8 @@ configs/ is tested the day it is added, with no list to update here. Each run us
 generic shrink of integration_helpers.py plus the config's own ``tiny_overrides`` and
 checks the DESIGN.md outputs of its kind (anomaly: files, keys, counts, per-defect,
 thresholds, confusion sums, timings, the fitted statistics or the ``train`` block in the
-checkpoint; HF tasks: their results keys and metrics).
+checkpoint; HF tasks: their results keys and metrics). For the cheapest config of each
+anomaly model folder the run's checkpoint is tested again and must reproduce every score.
 """
 
 from __future__ import annotations
@@ -63,6 +64,33 @@ def _free_disk(work: Path) -> None:
 # --------------------------------------------------------------- the parametrised test
 
 
+def _reload_configs() -> set[str]:
+    """One config per anomaly model folder, the cheapest: a sample or EfficientNet one."""
+    chosen: dict[str, tuple] = {}
+    for path in list_configs():
+        if _task(path.stem) != "anomaly":
+            continue
+        rank = (0 if "sample" in path.stem else 1 if "effnetlite0" in path.stem else 2, path.stem)
+        best = chosen.get(path.parent.name)
+        if best is None or rank < best:
+            chosen[path.parent.name] = rank
+    return {stem for _, stem in chosen.values()}
+
+
+RELOAD_CONFIGS = _reload_configs()
+
+
+def _check_reload(cfg: Config, work: Path, trained: dict) -> None:
+    """tools/test.py on the run's checkpoint reproduces every score and the thresholds."""
+    checkpoint = _checkpoint(work / "train")
+    tested = run_category(cfg, "tiles", work / "test", checkpoint=str(checkpoint))
+    assert _scores(work / "test" / "scores.csv") == _scores(work / "train" / "scores.csv")
+    assert tested["image"] == trained["image"] and tested["pixel"] == trained["pixel"]
+    assert tested["thresholds"] == trained["thresholds"]
+    assert tested["n_train"] is None and tested["timing"]["train_s"] == 0
+    assert "train" not in tested and tested["checkpoint"] == str(checkpoint)
+
+
 def test_every_config_is_parametrised_and_its_tiny_overrides_exist():
     on_disk = [p.stem for p in list_configs()]
     assert CONFIGS == on_disk and len(CONFIGS) > 0
@@ -83,7 +111,10 @@ def test_every_config_is_parametrised_and_its_tiny_overrides_exist():
 
 def _check_anomaly_run(config: str, work: Path, tiny_data) -> None:
     cfg = tiny(config, tiny_data)
-    result = run_category(cfg, "tiles", work)
+    result = run_category(cfg, "tiles", work / "train")
+    if config in RELOAD_CONFIGS:
+        _check_reload(cfg, work, result)
+    work = work / "train"
     for name in FILES:
         assert (work / name).is_file(), name
     assert not list(work.glob("**/*.tmp"))
@@ -105,6 +136,7 @@ def _check_anomaly_run(config: str, work: Path, tiny_data) -> None:
     assert on_disk["timing"]["train_s"] > 0 and on_disk["timing"]["test_images_per_s"] > 0
     scores = [s for _, s in _scores(work / "scores.csv")]
     assert len(scores) == N_TEST and all(math.isfinite(s) for s in scores)
+    _check_saved_config(work, cfg)
 
     ckpt = torch.load(_checkpoint(work), weights_only=False, map_location="cpu")
     state = ckpt["state_dict"]
@@ -186,6 +218,15 @@ def _check_task_run(config: str, work: Path, task_data) -> None:
     for name in ("config.py", "results.txt"):
         assert (work / name).is_file(), name
     assert not list(work.glob("**/*.tmp"))
+    _check_saved_config(work, cfg)
+
+
+def _check_saved_config(work: Path, cfg: Config) -> None:
+    """The run's config.py reloads as the config that ran, ``tiny_overrides`` included
+    (the runner ignored that key; keeping it in the run proves so)."""
+    saved = Config.fromfile(str(work / "config.py"))
+    assert saved.model.type == cfg.model.type
+    assert set(saved.get("tiny_overrides") or {}) == set(cfg.get("tiny_overrides") or {})
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -201,32 +242,6 @@ def test_config_end_to_end(config, tiny_data, task_data, tmp_path):
 
 
 # ------------------------------------------------------------ runs that span configs
-
-
-def _reload_configs() -> list[str]:
-    """One config per anomaly model folder, the cheapest: a sample or EfficientNet one."""
-    chosen: dict[str, str] = {}
-    for path in list_configs():
-        if _task(path.stem) != "anomaly":
-            continue
-        rank = (0 if "sample" in path.stem else 1 if "effnetlite0" in path.stem else 2, path.stem)
-        best = chosen.get(path.parent.name)
-        if best is None or rank < best:
-            chosen[path.parent.name] = rank
-    return sorted(stem for _, stem in chosen.values())
-
-
-@pytest.mark.parametrize("config", _reload_configs())
-def test_checkpoint_reproduces_scores_through_test(config, tiny_data, tmp_path):
-    cfg = tiny(config, tiny_data)
-    trained = run_category(cfg, "disk", tmp_path / "train")
-    checkpoint = _checkpoint(tmp_path / "train")
-    tested = run_category(cfg, "disk", tmp_path / "test", checkpoint=str(checkpoint))
-    assert _scores(tmp_path / "test" / "scores.csv") == _scores(tmp_path / "train" / "scores.csv")
-    assert tested["image"] == trained["image"] and tested["pixel"] == trained["pixel"]
-    assert tested["thresholds"] == trained["thresholds"]
-    assert tested["n_train"] is None and tested["timing"]["train_s"] == 0
-    assert "train" not in tested and tested["checkpoint"] == str(checkpoint)
 
 
 def test_run_all_categories_and_cfg_options(tiny_data, tmp_path):
