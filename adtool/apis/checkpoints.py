@@ -13,7 +13,6 @@ import ast
 import contextlib
 import copy
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +20,13 @@ import torch
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
+from adtool.engine.compat import check_state_dict as compat_check_state_dict
 from adtool.engine.compat import load_checkpoint_file
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_path
 from adtool.models.hf.base import skip_pretrained_weights
 from adtool.registry import DATASETS, MODELS, register_all_modules
 
-# Parts a checkpoint may lack and still fit: the post-processor's buffers are absent from
-# checkpoints written before it existed (its defaults then apply).
-_OPTIONAL_PREFIXES = ("postprocessor.",)
 _BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone")
 
 
@@ -196,50 +193,17 @@ def check_state_dict(
 ) -> None:
     """Refuse, in one line, a checkpoint whose weights do not fit ``model``.
 
-    Missing or unexpected keys mean another model; a parameter of another shape another
-    backbone or width. Buffers may differ in size (a memory bank's size depends on the
-    training data), and the post-processor's buffers may be absent (older checkpoints).
+    :func:`adtool.engine.compat.check_state_dict` compares the weights; this names what
+    the file holds (from its meta) and what the config builds.
 
     Raises:
         DataError: naming the file, what it holds and what the config builds.
     """
     model = unwrap(model)
-    state = state_dict_of(checkpoint)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.startswith(_OPTIONAL_PREFIXES)]
-    unexpected = [k for k in state if k not in expected]
     builds = _model_summary(model_cfg) if model_cfg is not None else type(model).__name__
-    holds = checkpoint_model(checkpoint)
-    if missing or unexpected:
-        if holds is None:
-            prefixes = sorted({k.split(".")[0] for k in state})
-            holds = f"a model with parts {', '.join(prefixes[:6]) or 'none'}"
-        first = (missing or unexpected)[0]
-        kind = "lacks" if missing else "has an extra"
-        raise DataError(
-            f"checkpoint {path} holds {holds} but the config builds {builds} (the file {kind} "
-            f"'{first}'; {len(missing)} missing, {len(unexpected)} unexpected keys); pass the "
-            "config the checkpoint was trained with"
-        )
-    for name, param in model.named_parameters():
-        saved = state.get(name)
-        if saved is not None and tuple(saved.shape) != tuple(param.shape):
-            holds = holds or "other weights"
-            where = _part(name)
-            raise DataError(
-                f"checkpoint {path} holds {holds} but the config builds {builds}: {where} "
-                f"'{name}' has shape {tuple(saved.shape)} in the file vs {tuple(param.shape)} "
-                f"(channels {_channels(saved)} vs {_channels(param)}); pass the config the "
-                "checkpoint was trained with"
-            )
-
-
-def _part(name: str) -> str:
-    return re.split(r"\.", name, maxsplit=1)[0]
-
-
-def _channels(tensor: torch.Tensor) -> int | None:
-    return int(tensor.shape[0]) if tensor.dim() else None
+    compat_check_state_dict(
+        model, state_dict_of(checkpoint), path, holds=checkpoint_model(checkpoint), builds=builds
+    )
 
 
 def load_model(cfg: Config, checkpoint: str | os.PathLike, device: str = "cpu"):

@@ -162,20 +162,29 @@ def _prefixes_where(model: torch.nn.Module, test) -> tuple[str, ...]:
     return tuple(name + "." for name, m in model.named_modules() if name and test(m))
 
 
-def check_state_dict(model: torch.nn.Module, state_dict: Mapping, path: str | Path) -> None:
+def check_state_dict(
+    model: torch.nn.Module,
+    state_dict: Mapping,
+    path: str | Path,
+    holds: str | None = None,
+    builds: str | None = None,
+) -> None:
     """Refuse, in one line, a state dict written by another model or backbone.
 
     Keys missing from ``state_dict`` or present only there, and tensors whose shapes
-    differ, are reported with the first example of each. Not counted: entries of an
-    adtool module that adapts them on load (a memory bank that takes the saved size, a
-    post-processor that loads older checkpoints without its buffers), extra entries of a
-    module with a load pre-hook (a backbone that forgets the stages it dropped), and a
-    missing batch-norm ``num_batches_tracked`` (older torch).
+    differ, are reported with the first example. Not counted: entries of an adtool module
+    that adapts them on load (a memory bank that takes the saved size, a post-processor
+    that loads older checkpoints without its buffers), extra entries of a module with a
+    load pre-hook (a backbone that forgets the stages it dropped), and a missing
+    batch-norm ``num_batches_tracked`` (older torch).
 
     Args:
         model: The model built from the config.
         state_dict: The checkpoint's ``state_dict``.
         path: The checkpoint file, named in the message.
+        holds: What the file holds (e.g. ``'PaDiM (backbone resnet18)'``), when known.
+            Defaults to None (then its top-level parts are named).
+        builds: What the config builds, named beside ``holds``. Defaults to None.
 
     Raises:
         DataError: when the state dict does not fit ``model``.
@@ -203,26 +212,36 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping, path: str | Pa
     ]
     if not (missing or unexpected or mismatched):
         return
-    parts = []
-    if unexpected or missing:
-        held = _prefixes(state_dict)
-        wanted = _prefixes(expected)
-        if held != wanted:
-            parts.append(f"it holds {held}, the config's model has {wanted}")
-    if missing:
-        parts.append(f"{len(missing)} entries the model needs are missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} entries are not in the model (e.g. {unexpected[0]})")
+    held = _prefixes(state_dict)
+    wanted = _prefixes(expected)
+    if holds and builds:
+        head = f"checkpoint {path} holds {holds} but the config builds {builds}"
+    else:
+        head = f"checkpoint {path} does not fit the model of this config"
+    if (missing or unexpected) and held != wanted:
+        detail = f"it holds {held}, the config's model has {wanted}"
+    elif missing or unexpected:
+        first = (missing or unexpected)[0]
+        kind = "lacks" if missing else "has an extra"
+        detail = f"the file {kind} '{first}'"
+    else:
+        detail = ""
+    if missing or unexpected:
+        detail += f"; {len(missing)} missing, {len(unexpected)} unexpected entries"
     if mismatched:
         k = mismatched[0]
-        parts.append(
-            f"{len(mismatched)} tensors differ in shape (e.g. {k}: checkpoint "
-            f"{tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)})"
+        saved, wanted_shape = state_dict[k], expected[k]
+        channels = f"channels {_channels(saved)} vs {_channels(wanted_shape)}"
+        shape = (
+            f"{len(mismatched)} tensors differ in shape (e.g. {k.split('.', 1)[0]} '{k}': "
+            f"checkpoint {tuple(saved.shape)} vs model {tuple(wanted_shape.shape)}, {channels})"
         )
-    raise DataError(
-        f"checkpoint {path} does not fit the model of this config: {'; '.join(parts)}; pass "
-        "the config the checkpoint was trained with"
-    )
+        detail = f"{detail}; {shape}" if detail else shape
+    raise DataError(f"{head}: {detail}; pass the config the checkpoint was trained with")
+
+
+def _channels(tensor) -> int | None:
+    return int(tensor.shape[0]) if getattr(tensor, "dim", lambda: 0)() else None
 
 
 def _prefixes(state_dict: Mapping) -> str:

@@ -189,5 +189,5 @@ def test_check_state_dict_counts_batch_norm_shapes_but_not_dropped_stages():
     check_state_dict(model, state, "old.pth")
     # timm's BatchNormAct2d overrides _load_from_state_dict, yet its shapes are checked.
     state["backbone.model.bn1.weight"] = torch.zeros(7)
-    with pytest.raises(DataError, match=r"bn1.weight: checkpoint \(7,\) vs model \(32,\)"):
+    with pytest.raises(DataError, match=r"bn1.weight': checkpoint \(7,\) vs model \(32,\)"):
         check_state_dict(model, state, "old.pth")
