@@ -96,9 +96,10 @@ def test_map_is_aligned_with_the_pooled_grid_and_the_score_is_its_sum():
         model.head.weight.zero_()
     feats = torch.zeros(1, 112, 4, 4)
     feats[0, :4, 1, 2] = 1.0  # pooled cell (row 1, col 2): pixels [32:64, 64:96] at 128 px
+    feats[0, :2, 3, 0] = 1.0  # a weaker cell: the score sums both (6), the map peaks at 4
     model.features = lambda inputs: feats
     scores, maps = model.anomaly_outputs(torch.zeros(1, 3, 128, 128))
-    assert maps.shape == (1, 128, 128) and scores.item() == pytest.approx(4.0)
+    assert maps.shape == (1, 128, 128) and scores.item() == pytest.approx(6.0)
     row, col = divmod(int(maps[0].argmax()), 128)
     assert 32 <= row < 64 and 64 <= col < 96
     assert maps[0, 48, 80] > 0.9 * maps.max() and maps[0, 10, 10] == 0
