@@ -17,27 +17,42 @@ Command: ``python tools/train.py configs/fastflow/fastflow_effnetlite0_sample.py
 
 Disk needs more steps (image AUROC 0.89 after 10 epochs, 0.97 after 30, see
 configs/fastflow/README.md), hence its lower image floor; pixel AUROC is high early.
-The floors sit below the measured values and far above what a random backbone gives.
+
+Hard categories (``python tools/make_sample_data.py --hard``), the same 5 epochs,
+measured with ``pytest tests/quality -m quality -s -k "twill or washer"`` (which prints
+each line) on the machine shared at load average 8-13 (times inflated 2-4x):
+
+    category  image AUROC  pixel AUROC  train s   random weights: image / pixel AUROC
+    twill     0.811        0.948        28.7      0.422 / 0.656
+    washer    0.622        0.911        29.6      0.356 / 0.616
+
+At 128 px a thin scratch is about a pixel wide: after 5 epochs FastFlow finds the
+texture and shape defects but few scratches (image AUROC 0.52 / 0.59 on them), and on
+washer the notches only half the time; the sample config's longer schedule is not run
+here to keep ``make test`` short.
+The floors sit below the measured values and above what a random backbone gives.
 """
+
+import time
 
 import pytest
 
 from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
 
 pytestmark = pytest.mark.quality
 
 EPOCHS = 5
-IMAGE_FLOOR = {"disk": 0.70, "fabric": 0.95, "tiles": 0.95}
-PIXEL_FLOOR = 0.97
+# category -> (image AUROC floor, pixel AUROC floor)
+FLOORS = {
+    "disk": (0.70, 0.97),
+    "fabric": (0.95, 0.97),
+    "tiles": (0.95, 0.97),
+    "twill": (0.75, 0.90),
+    "washer": (0.57, 0.86),
+}
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0)
-
-
-@pytest.mark.parametrize("category", ["disk", "fabric", "tiles"])
+@pytest.mark.parametrize("category", list(FLOORS))
 def test_fastflow_effnetlite0_reaches_floor(category, sample_root, tmp_path):
     cfg = load_config(
         "fastflow_effnetlite0_sample",
@@ -50,8 +65,16 @@ def test_fastflow_effnetlite0_reaches_floor(category, sample_root, tmp_path):
             "custom_hooks": [],
         },
     )
+    start = time.perf_counter()
     result = run_category(cfg, category, tmp_path)
+    summary = (
+        f"fastflow_effnetlite0_sample {category}: image AUROC {result['image']['AUROC']:.4f}, "
+        f"pixel AUROC {result['pixel']['AUROC']:.4f}, train {result['timing']['train_s']:.1f} s, "
+        f"total {time.perf_counter() - start:.1f} s"
+    )
+    print(summary)
+    image_floor, pixel_floor = FLOORS[category]
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert result["train"]["epochs"] == EPOCHS and result["train"]["iters"] == EPOCHS * 10
-    assert result["image"]["AUROC"] >= IMAGE_FLOOR[category], result["image"]
-    assert result["pixel"]["AUROC"] >= PIXEL_FLOOR, result["pixel"]
+    assert result["image"]["AUROC"] >= image_floor, summary
+    assert result["pixel"]["AUROC"] >= pixel_floor, summary

@@ -1,25 +1,44 @@
 """PatchCore with real ImageNet EfficientNet-Lite0 weights on the generated sample data.
 
-Floors measured here (python tools/train.py configs/patchcore/patchcore_effnetlite0_sample.py
+Easy categories (python tools/train.py configs/patchcore/patchcore_effnetlite0_sample.py
 --category all): image AUROC 1.000 on disk, fabric and tiles; pixel AUROC 0.993-0.997.
-The floor is the issue's 0.95 for image AUROC and 0.95 for pixel AUROC; a random or
-broken backbone lands far below: random weights gave image AUROC 0.51-0.58 on the three
-categories (same command with --cfg-options model.backbone.weights=None).
+Their floor is the issue's 0.95 for image and pixel AUROC; random backbone weights gave
+image AUROC 0.51-0.58 there (same command with --cfg-options model.backbone.weights=None).
+
+Hard categories (``python tools/make_sample_data.py --hard``: small, low-contrast,
+texture-like defects), measured with this file, 1 torch thread, on a 2-core machine
+shared with other jobs (load average 8-13, so times are inflated):
+``pytest tests/quality -m quality -s -k "twill or washer"``, which prints each line:
+
+========  ===========  ===========  =======  ====================================
+category  image AUROC  pixel AUROC  train s  random weights (image / pixel AUROC)
+========  ===========  ===========  =======  ====================================
+twill     0.903        0.980        36.9     0.678 / 0.778
+washer    0.889        0.973        38.8     0.356 / 0.722
+========  ===========  ===========  =======  ====================================
+
+Random weights: the same run with ``model.backbone.weights=None``.
+
+Floors sit a few points below the measured values and above the random-weight ones.
 """
 
 import csv
+import time
 
 import pytest
 
 from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
 
 pytestmark = pytest.mark.quality
 
-
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0)
+# category -> (image AUROC floor, pixel AUROC floor)
+FLOORS = {
+    "disk": (0.95, 0.95),
+    "fabric": (0.95, 0.95),
+    "tiles": (0.95, 0.95),
+    "twill": (0.85, 0.95),
+    "washer": (0.83, 0.94),
+}
 
 
 def _scores(path):
@@ -27,7 +46,7 @@ def _scores(path):
         return [(row["img_path"], float(row["score"])) for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("category", ["disk", "fabric", "tiles"])
+@pytest.mark.parametrize("category", list(FLOORS))
 def test_patchcore_effnetlite0_reaches_floor(category, sample_root, tmp_path):
     cfg = load_config(
         "patchcore_effnetlite0_sample",
@@ -36,9 +55,17 @@ def test_patchcore_effnetlite0_reaches_floor(category, sample_root, tmp_path):
             "test_dataloader.dataset.data_root": str(sample_root),
         },
     )
+    start = time.perf_counter()
     result = run_category(cfg, category, tmp_path / "a")
-    assert result["image"]["AUROC"] >= 0.95, result["image"]
-    assert result["pixel"]["AUROC"] >= 0.95, result["pixel"]
+    summary = (
+        f"patchcore_effnetlite0_sample {category}: image AUROC {result['image']['AUROC']:.4f}, "
+        f"pixel AUROC {result['pixel']['AUROC']:.4f}, train {result['timing']['train_s']:.1f} s, "
+        f"total {time.perf_counter() - start:.1f} s"
+    )
+    print(summary)
+    image_floor, pixel_floor = FLOORS[category]
+    assert result["image"]["AUROC"] >= image_floor, summary
+    assert result["pixel"]["AUROC"] >= pixel_floor, summary
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     if category == "disk":
         # A second run gives identical per-image scores.

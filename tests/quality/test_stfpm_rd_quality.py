@@ -27,6 +27,23 @@ A broken model lands below the floors. With random encoder/teacher weights (the 
 settings, ``model.teacher.weights=None`` / ``model.backbone.weights=None``), disk / fabric
 / tiles: STFPM image AUROC 0.51 / 0.44 / 0.66, pixel AUROC 0.83 / 0.59 / 0.77; RD image
 AUROC 0.47 / 0.49 / 0.59, pixel AUROC 0.59 / 0.42 / 0.43.
+
+Hard categories (``python tools/make_sample_data.py --hard``), measured with
+``pytest tests/quality -m quality -s -k "twill or washer"`` on the machine shared at load
+average 8-13 (train times inflated 2-4x; idle, STFPM takes ~40 s and RD ~140 s):
+
+=========================================  ========  ===========  ===========  ======  =======
+config                                     category  image AUROC  pixel AUROC  epochs  train s
+=========================================  ========  ===========  ===========  ======  =======
+stfpm_effnetlite0_sample                   twill     0.764        0.969        12      175.4
+stfpm_effnetlite0_sample                   washer    0.853        0.993        9       253.5
+reverse_distillation_effnetlite0_sample    twill     0.686        0.969        20      839.3
+=========================================  ========  ===========  ===========  ======  =======
+
+Random teacher weights for STFPM there (``model.teacher.weights=None``, same run): image /
+pixel AUROC 0.497 / 0.456 (twill), 0.475 / 0.754 (washer). Reverse Distillation is tested
+on twill only (its runs are the longest); its random-weight run on the hard categories
+was not measured, the easy-category contrast above stands for it.
 """
 
 import time
@@ -34,7 +51,6 @@ import time
 import pytest
 
 from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
 
 pytestmark = pytest.mark.quality
 
@@ -46,12 +62,12 @@ FLOORS = {
     ("reverse_distillation_effnetlite0_sample", "disk"): (0.85, 0.97),
     ("reverse_distillation_effnetlite0_sample", "fabric"): (0.95, 0.97),
     ("reverse_distillation_effnetlite0_sample", "tiles"): (0.93, 0.97),
+    ("stfpm_effnetlite0_sample", "twill"): (0.70, 0.93),
+    ("stfpm_effnetlite0_sample", "washer"): (0.80, 0.96),
+    # One hard category for Reverse Distillation: 20 epochs at 256 px cost ~2.5 min per
+    # category on an idle machine, and `make test` has a 35-minute budget.
+    ("reverse_distillation_effnetlite0_sample", "twill"): (0.63, 0.93),
 }
-
-
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0)
 
 
 @pytest.mark.parametrize(("config", "category"), list(FLOORS))
