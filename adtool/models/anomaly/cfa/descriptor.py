@@ -12,6 +12,7 @@ from adtool.errors import ConfigError
 from adtool.registry import MODELS
 
 
+@MODELS.register_module()
 class CoordConv2d(nn.Module):
     """A convolution over the input plus two coordinate channels (CoordConv).
 
