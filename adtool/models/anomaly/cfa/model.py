@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce, get_world_size
+from torch import nn
 
 from adtool.errors import ConfigError, DataError
 from adtool.models.anomaly.base import BaseAnomalyModel
@@ -49,15 +50,32 @@ def softmin_score(distances: torch.Tensor, k: int) -> torch.Tensor:
     return F.softmin(nearest, dim=-1)[..., 0] * nearest[..., 0]
 
 
+class CentroidMemory(nn.Module):
+    """CFA's memory bank: an (M, C) buffer ``centroids``, empty until it is set.
+
+    A checkpoint's bank loads with its own size (known only after ``before_train``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("centroids", torch.empty(0, 0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "centroids"
+        if key in state_dict:
+            self.centroids = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 @MODELS.register_module()
 class CFA(BaseAnomalyModel):
     """Frozen backbone + :class:`PatchDescriptor` + centroid memory + :class:`CFALoss`.
 
     ``before_train`` builds the memory bank once, with the descriptor as initialised: the
     mean over the training images of the descriptor at each grid position (H_0 x W_0
-    centroids, or ``H_0 W_0 // gamma_c`` k-means centres of them). The bank is a buffer
-    saved in the checkpoint and stays fixed while the descriptor trains; a resumed or
-    loaded model keeps its bank.
+    centroids, or ``H_0 W_0 // gamma_c`` k-means centres of them). The bank (buffer
+    ``memory.centroids``) is saved in the checkpoint and stays fixed while the descriptor
+    trains; a resumed or loaded model keeps its bank.
 
     Map: for each position, the squared distances ``d_1 <= ... <= d_K`` to its K nearest
     centroids give ``softmin(d)_1 * d_1``; upsampled bilinearly to the input and blurred.
@@ -104,20 +122,17 @@ class CFA(BaseAnomalyModel):
         self.gamma_c = gamma_c
         self.num_nearest = num_nearest
         self.blur_sigma = blur_sigma
-        # (M, C) centroids; empty until before_train.
-        self.register_buffer("memory_bank", torch.empty(0, 0))
+        self.memory = CentroidMemory()  # (M, C) centroids, set by before_train
 
     def train(self, mode: bool = True) -> CFA:
         super().train(mode)
         self.backbone.eval()
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # The bank's size is only known after before_train: take the checkpoint's shape.
-        key = prefix + "memory_bank"
-        if key in state_dict:
-            self.memory_bank = torch.empty_like(state_dict[key])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    @property
+    def memory_bank(self) -> torch.Tensor:
+        """(M, C) centroids (empty before ``before_train``)."""
+        return self.memory.centroids
 
     def describe(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised images -> (B, C, h, w) patch descriptors."""
@@ -150,7 +165,7 @@ class CFA(BaseAnomalyModel):
             all_reduce(count, op="sum")
         mean = (total / count).float()  # (C, h, w)
         memory = mean.flatten(1).T.contiguous()  # (h w, C), row-major positions
-        self.memory_bank = compress_memory(memory, self.gamma_c)
+        self.memory.centroids = compress_memory(memory, self.gamma_c)
 
     def _distances(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         if not self.memory_bank.numel():
