@@ -38,6 +38,14 @@ CategoryOpt = Annotated[
 WorkDirOpt = Annotated[
     str | None, typer.Option("--work-dir", help="Output root (default work_dirs/<config>).")
 ]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Dataset preset: mvtec, visa, btad, folder or sample (default: recognised from "
+        "the layout under --data-root, else the config's).",
+    ),
+]
 CfgOpt = Annotated[
     list[str] | None,
     typer.Option("--cfg-options", help="Override a config key: a.b=value (repeatable)."),
@@ -137,6 +145,18 @@ def _print_result(result: dict, work_dir: Path) -> None:
         f"[bold]{result['category']}[/]: image AUROC {auroc} -> "
         f"{work_dir / str(result['category'])}"
     )
+    normal_only = result.get("normal_only")
+    if normal_only:
+        parts = [
+            f"{name} = {entry['value']:.6g} ({entry['expected_false_alarm_rate']:.1%} false alarms)"
+            for name, entry in normal_only["percentile_thresholds"].items()
+            if entry.get("value") is not None
+        ]
+        console.print(
+            f"  normal-only: {normal_only['n_normal']} held-out normal images; " + ", ".join(parts),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _work_root(config: str, work_dir: str | None) -> Path:
@@ -151,6 +171,7 @@ def train(
     data_root: DataRootOpt = None,
     category: CategoryOpt = None,
     work_dir: WorkDirOpt = None,
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Resume from the last checkpoint.")
@@ -167,6 +188,7 @@ def train(
             data_root=data_root,
             category=category,
             work_dir=root,
+            dataset=dataset,
             cfg_options=_with_launcher(cfg_options, launcher),
             resume=resume,
             on_result=lambda r: _is_main() and _print_result(r, root),
@@ -184,6 +206,7 @@ def test(
     data_root: DataRootOpt = None,
     category: CategoryOpt = None,
     work_dir: WorkDirOpt = None,
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     launcher: LauncherOpt = Launcher.none,
 ) -> None:
@@ -198,6 +221,7 @@ def test(
             data_root=data_root,
             category=category,
             work_dir=root,
+            dataset=dataset,
             cfg_options=_with_launcher(cfg_options, launcher),
             on_result=lambda r: _is_main() and _print_result(r, root),
         )
@@ -327,8 +351,9 @@ def infer(
         str | None,
         typer.Option(
             "--threshold",
-            help="f1_percentile, f1_uniform, youden_j, percentile_95 or a number "
-            "(default: the one stored at test time).",
+            help="f1_percentile, f1_uniform, youden_j, percentile_95, percentile_99, "
+            "percentile_99_9 (normal-only data) or a number (default: the one stored at test "
+            "time).",
         ),
     ] = None,
     thresholds_from: Annotated[
@@ -336,6 +361,7 @@ def infer(
         typer.Option("--thresholds-from", help="results.json or thresholds.json of the test run."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device.")] = "cpu",
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     strict: Annotated[
         bool,
@@ -360,6 +386,7 @@ def infer(
             thresholds_from=thresholds_from,
             device=device,
             cfg_options=cfg_options,
+            dataset=dataset,
             strict=strict,
         )
     except AdtoolError as e:
