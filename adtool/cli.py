@@ -161,6 +161,12 @@ def _print_result(result: dict, work_dir: Path) -> None:
         )
 
 
+def _say(message: str) -> None:
+    """One informational line (the main process only)."""
+    if _is_main():
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def _work_root(config: str, work_dir: str | None) -> Path:
     from adtool.apis.config_index import resolve_config
 
@@ -191,6 +197,7 @@ def train(
             category=category,
             work_dir=root,
             dataset=dataset,
+            on_message=_say,
             cfg_options=_with_launcher(cfg_options, launcher),
             resume=resume,
             on_result=lambda r: _is_main() and _print_result(r, root),
@@ -224,6 +231,7 @@ def test(
             category=category,
             work_dir=root,
             dataset=dataset,
+            on_message=_say,
             cfg_options=_with_launcher(cfg_options, launcher),
             on_result=lambda r: _is_main() and _print_result(r, root),
         )

@@ -18,7 +18,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -116,13 +116,17 @@ def use_dataset(cfg: Config, dataset: str) -> None:
 
 
 def choose_dataset(
-    cfg: Config, data_root: str | os.PathLike, category: str | None
+    cfg: Config,
+    data_root: str | os.PathLike,
+    category: str | None,
+    on_message: Callable[[str], object] | None = None,
 ) -> tuple[Path, str | None]:
     """Recognise the layout under ``data_root`` and use its dataset preset (no --dataset).
 
     The config's own dataset is kept when the layout is its own (the sample data counts
     as the MVTec layout). Without ``category``, the config's category is run when it is
-    on disk, else every category folder of the layout. One log line says what was chosen.
+    on disk, else every category folder of the layout. When this changes the dataset or
+    the category, one line says what was chosen (to ``on_message``, else the log).
 
     Returns:
         The data root to read and the category argument for :func:`resolve_categories`.
@@ -133,20 +137,25 @@ def choose_dataset(
     single = category if category and category != "all" and "," not in category else None
     layout = detect_layout(data_root, single)
     current = dataset_name(_dataset_spec(cfg).get("type"))
-    if layout.dataset != current and not (layout.dataset == "mvtec" and current == "sample"):
+    swapped = layout.dataset != current and not (layout.dataset == "mvtec" and current == "sample")
+    if swapped:
         use_dataset(cfg, layout.dataset)
+    picked = False
     if category is None:
         own = _dataset_spec(cfg).get("category")
         if layout.category is not None:
-            category = layout.category
+            category, picked = layout.category, True
         elif layout.categories and own not in layout.categories:
-            category = ",".join(layout.categories)
-    chosen = dataset_name(_dataset_spec(cfg).get("type"))
-    print_log(
-        f"data layout: {layout.description} in {data_root} -> --dataset {chosen}"
-        + (f", category {category}" if category else ""),
-        logger="current",
-    )
+            category, picked = ",".join(layout.categories), True
+    if swapped or picked:
+        chosen = dataset_name(_dataset_spec(cfg).get("type"))
+        message = f"data layout: {layout.description} in {data_root} -> --dataset {chosen}" + (
+            f", category {category}" if category else ""
+        )
+        if on_message is not None:
+            on_message(message)
+        else:
+            print_log(message, logger="current")
     return layout.data_root, category
 
 
@@ -486,6 +495,7 @@ def run(
     checkpoint: str | None = None,
     resume: bool | str = False,
     on_result=None,
+    on_message: Callable[[str], object] | None = None,
 ) -> list[dict]:
     """Train (or load ``checkpoint``) and test ``config`` on each category.
 
@@ -502,6 +512,8 @@ def run(
         checkpoint: Test this checkpoint instead of training.
         resume: Resume training from the work dir's last checkpoint (True) or a path.
         on_result: Called with each category's results dict as it finishes.
+        on_message: Called with the line that says which dataset layout was recognised
+            (default: mmengine's log).
 
     Returns:
         One results dict per category.
@@ -511,7 +523,7 @@ def run(
     if dataset is not None:
         use_dataset(cfg, dataset)
     elif data_root is not None and task_of(cfg) == "anomaly":
-        data_root, category = choose_dataset(cfg, data_root, category)
+        data_root, category = choose_dataset(cfg, data_root, category, on_message)
     set_data(cfg, data_root=data_root)
     root = Path(work_dir) if work_dir else Path("work_dirs") / Path(cfg.filename).stem
     categories = resolve_categories(cfg, category)
