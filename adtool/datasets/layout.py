@@ -89,11 +89,14 @@ def detect_layout(data_root: str | Path, category: str | None = None) -> Layout:
     for name, check, text in _CHECKS:
         found = tuple(folder.name for folder in candidates if check(folder))
         if found:
+            if name == "folder" and not any((root / c / "defect").is_dir() for c in found):
+                text = "Folder (good/ only: normal-only)"
             return Layout(name, root, category, text, found)
     if not category and _is_folder(root):
         # --data-root mydata/mybrick: the category folder itself.
         here = root.resolve()
-        return Layout("folder", here.parent, here.name, "Folder (good/)", (here.name,))
+        text = "Folder (good/ + defect/)" if (here / "defect").is_dir() else "Folder (good/ only)"
+        return Layout("folder", here.parent, here.name, text, (here.name,))
     where = root / category if category else root
     raise DataError(
         f"no known data layout in {where}; expected one of: {' | '.join(EXPECTED_TREES)}; "

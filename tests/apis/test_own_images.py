@@ -52,6 +52,7 @@ def test_normal_only_folder_trains_writes_percentiles_and_infers(own_images, tmp
     root = own_images("folder", defects=False)
     code, out = _train(root, tmp_path / "w", "--category", "mybrick")
     assert code == 0, out
+    assert "data layout: Folder (good/ only: normal-only)" in out
     assert "normal-only: 2 held-out normal images" in out
     run_dir = tmp_path / "w" / "mybrick"
     results = json.loads((run_dir / "results.json").read_text())
