@@ -135,6 +135,7 @@ def choose_dataset(
         DataError: one line with the expected trees when no layout matches.
     """
     single = category if category and category != "all" and "," not in category else None
+    check_category(single)  # before it becomes part of a path to look at
     layout = detect_layout(data_root, single)
     current = dataset_name(_dataset_spec(cfg).get("type"))
     swapped = layout.dataset != current and not (layout.dataset == "mvtec" and current == "sample")

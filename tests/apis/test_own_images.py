@@ -108,3 +108,9 @@ def test_wrong_tree_is_one_line_with_the_expected_trees(tmp_path):
     code, out = _train(tmp_path / "data", tmp_path / "w", "--category", "mybrick")
     _assert_one_line_error(code, out, "no known data layout", "Folder <root>/<category>/{good")
     assert not (tmp_path / "w").exists()
+
+
+def test_category_is_checked_before_the_layout_is_looked_for(own_images, tmp_path):
+    root = own_images("folder")
+    code, out = _train(root, tmp_path / "w", "--category", "../mybrick")
+    _assert_one_line_error(code, out, "is not a folder name")
