@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +38,14 @@ CategoryOpt = Annotated[
 ]
 WorkDirOpt = Annotated[
     str | None, typer.Option("--work-dir", help="Output root (default work_dirs/<config>).")
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Dataset preset: mvtec, visa, btad, folder or sample (default: recognised from "
+        "the layout under --data-root, else the config's).",
+    ),
 ]
 CfgOpt = Annotated[
     list[str] | None,
@@ -77,7 +86,8 @@ def _is_main() -> bool:
 
 
 def _fail(error: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    # escape: a message may hold brackets (the expected trees: defect[/<defect_type>]).
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -137,6 +147,24 @@ def _print_result(result: dict, work_dir: Path) -> None:
         f"[bold]{result['category']}[/]: image AUROC {auroc} -> "
         f"{work_dir / str(result['category'])}"
     )
+    normal_only = result.get("normal_only")
+    if normal_only:
+        parts = [
+            f"{name} = {entry['value']:.6g} ({entry['expected_false_alarm_rate']:.1%} false alarms)"
+            for name, entry in normal_only["percentile_thresholds"].items()
+            if entry.get("value") is not None
+        ]
+        console.print(
+            f"  normal-only: {normal_only['n_normal']} held-out normal images; " + ", ".join(parts),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _say(message: str) -> None:
+    """One informational line (the main process only)."""
+    if _is_main():
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 def _work_root(config: str, work_dir: str | None) -> Path:
@@ -151,6 +179,7 @@ def train(
     data_root: DataRootOpt = None,
     category: CategoryOpt = None,
     work_dir: WorkDirOpt = None,
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Resume from the last checkpoint.")
@@ -167,6 +196,8 @@ def train(
             data_root=data_root,
             category=category,
             work_dir=root,
+            dataset=dataset,
+            on_message=_say,
             cfg_options=_with_launcher(cfg_options, launcher),
             resume=resume,
             on_result=lambda r: _is_main() and _print_result(r, root),
@@ -184,6 +215,7 @@ def test(
     data_root: DataRootOpt = None,
     category: CategoryOpt = None,
     work_dir: WorkDirOpt = None,
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     launcher: LauncherOpt = Launcher.none,
 ) -> None:
@@ -198,6 +230,8 @@ def test(
             data_root=data_root,
             category=category,
             work_dir=root,
+            dataset=dataset,
+            on_message=_say,
             cfg_options=_with_launcher(cfg_options, launcher),
             on_result=lambda r: _is_main() and _print_result(r, root),
         )
@@ -327,8 +361,9 @@ def infer(
         str | None,
         typer.Option(
             "--threshold",
-            help="f1_percentile, f1_uniform, youden_j, percentile_95 or a number "
-            "(default: the one stored at test time).",
+            help="f1_percentile, f1_uniform, youden_j, percentile_95, percentile_99, "
+            "percentile_99_9 (normal-only data) or a number (default: the one stored at test "
+            "time).",
         ),
     ] = None,
     thresholds_from: Annotated[
@@ -336,6 +371,7 @@ def infer(
         typer.Option("--thresholds-from", help="results.json or thresholds.json of the test run."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="Torch device.")] = "cpu",
+    dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     strict: Annotated[
         bool,
@@ -360,6 +396,7 @@ def infer(
             thresholds_from=thresholds_from,
             device=device,
             cfg_options=cfg_options,
+            dataset=dataset,
             strict=strict,
         )
     except AdtoolError as e:

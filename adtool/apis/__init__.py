@@ -82,11 +82,17 @@ def test(
     data_root: str | os.PathLike | None = None,
     work_dir: str | os.PathLike | None = None,
     cfg_options: dict | None = None,
+    dataset: str | None = None,
 ) -> dict:
-    """Test a saved model and write the results files; returns its results dict."""
+    """Test a saved model and write the results files; returns its results dict.
+
+    ``dataset`` names the preset (``'folder'``, ...); without it the layout under
+    ``data_root`` picks one.
+    """
     return run(
         config,
         checkpoint=checkpoint,
+        dataset=dataset,
         category=category,
         data_root=data_root,
         work_dir=work_dir,

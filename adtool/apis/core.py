@@ -18,13 +18,14 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.dist import barrier, is_main_process
+from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from adtool.apis.checkpoints import (
@@ -38,6 +39,7 @@ from adtool.apis.checkpoints import (
 from adtool.apis.config_index import config_root, dataset_name, resolve_config, task_of
 from adtool.apis.overrides import check_override_keys
 from adtool.apis.thresholds import attach_thresholds, is_inside
+from adtool.datasets.layout import detect_layout
 from adtool.engine.dist import main_value, prepare_config
 from adtool.errors import ConfigError, DataError
 from adtool.evaluation.report import format_results_json
@@ -111,6 +113,51 @@ def use_dataset(cfg: Config, dataset: str) -> None:
         new["pipeline"] = cfg[key]["dataset"]["pipeline"]
         new["split"] = cfg[key]["dataset"].get("split", new.get("split"))
         cfg[key]["dataset"] = new
+
+
+def choose_dataset(
+    cfg: Config,
+    data_root: str | os.PathLike,
+    category: str | None,
+    on_message: Callable[[str], object] | None = None,
+) -> tuple[Path, str | None]:
+    """Recognise the layout under ``data_root`` and use its dataset preset (no --dataset).
+
+    The config's own dataset is kept when the layout is its own (the sample data counts
+    as the MVTec layout). Without ``category``, the config's category is run when it is
+    on disk, else every category folder of the layout. When this changes the dataset or
+    the category, one line says what was chosen (to ``on_message``, else the log).
+
+    Returns:
+        The data root to read and the category argument for :func:`resolve_categories`.
+
+    Raises:
+        DataError: one line with the expected trees when no layout matches.
+    """
+    single = category if category and category != "all" and "," not in category else None
+    check_category(single)  # before it becomes part of a path to look at
+    layout = detect_layout(data_root, single)
+    current = dataset_name(_dataset_spec(cfg).get("type"))
+    swapped = layout.dataset != current and not (layout.dataset == "mvtec" and current == "sample")
+    if swapped:
+        use_dataset(cfg, layout.dataset)
+    picked = False
+    if category is None:
+        own = _dataset_spec(cfg).get("category")
+        if layout.category is not None:
+            category, picked = layout.category, True
+        elif layout.categories and own not in layout.categories:
+            category, picked = ",".join(layout.categories), True
+    if swapped or picked:
+        chosen = dataset_name(_dataset_spec(cfg).get("type"))
+        message = f"data layout: {layout.description} in {data_root} -> --dataset {chosen}" + (
+            f", category {category}" if category else ""
+        )
+        if on_message is not None:
+            on_message(message)
+        else:
+            print_log(message, logger="current")
+    return layout.data_root, category
 
 
 def _dataset_spec(cfg: Config) -> ConfigDict:
@@ -449,6 +496,7 @@ def run(
     checkpoint: str | None = None,
     resume: bool | str = False,
     on_result=None,
+    on_message: Callable[[str], object] | None = None,
 ) -> list[dict]:
     """Train (or load ``checkpoint``) and test ``config`` on each category.
 
@@ -460,10 +508,13 @@ def run(
             for a dataset without categories). Defaults to ``work_dirs/<config stem>``.
         cfg_options: ``--cfg-options`` style overrides.
         dataset: Swap in ``configs/_base_/datasets/<dataset>.py`` (keeps the model's
-            pipelines).
+            pipelines). None with ``data_root``: the layout found there picks it
+            (:func:`choose_dataset`).
         checkpoint: Test this checkpoint instead of training.
         resume: Resume training from the work dir's last checkpoint (True) or a path.
         on_result: Called with each category's results dict as it finishes.
+        on_message: Called with the line that says which dataset layout was recognised
+            (default: mmengine's log).
 
     Returns:
         One results dict per category.
@@ -472,6 +523,8 @@ def run(
     task_of(cfg)
     if dataset is not None:
         use_dataset(cfg, dataset)
+    elif data_root is not None and task_of(cfg) == "anomaly":
+        data_root, category = choose_dataset(cfg, data_root, category, on_message)
     set_data(cfg, data_root=data_root)
     root = Path(work_dir) if work_dir else Path("work_dirs") / Path(cfg.filename).stem
     categories = resolve_categories(cfg, category)

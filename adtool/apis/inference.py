@@ -26,7 +26,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
 from adtool.apis.checkpoints import load_model
-from adtool.apis.core import ensure_writable, load_config
+from adtool.apis.core import ensure_writable, load_config, use_dataset
 from adtool.apis.inputs import IMAGE_EXTENSIONS, list_inputs
 from adtool.apis.tasks import infer_task
 from adtool.apis.thresholds import (
@@ -145,6 +145,7 @@ def infer(
     thresholds_from: str | os.PathLike | None = None,
     device: str = "cpu",
     cfg_options=None,
+    dataset: str | None = None,
     overlays: bool = True,
     strict: bool = False,
 ) -> list[dict]:
@@ -162,6 +163,8 @@ def infer(
             replace the stored ones. Defaults to None.
         device: Torch device. Defaults to ``'cpu'``.
         cfg_options: ``--cfg-options`` overrides. Defaults to None.
+        dataset: The dataset preset the model was trained with (``--dataset``), as on
+            train and test; the model's own pipeline is used either way. Defaults to None.
         overlays: Write an overlay PNG per image. Defaults to True.
         strict: Stop at the first image that cannot be read (a DataError); otherwise it
             gets a row with ``status`` ``error: ...`` and no score. Defaults to False.
@@ -179,6 +182,8 @@ def infer(
             unreadable image.
     """
     cfg = config if isinstance(config, Config) else load_config(config, cfg_options)
+    if dataset is not None:
+        use_dataset(cfg, dataset)
     out = ensure_writable(out_dir, flag="--out")
     task = cfg.get("task", "anomaly")
     if task != "anomaly":

@@ -32,6 +32,9 @@ META_KEY = "adtool_thresholds"
 TASK_META_KEY = "adtool_task"
 THRESHOLDS_FILE = "thresholds.json"
 THRESHOLD_NAMES = ("f1_percentile", "f1_uniform", "youden_j", "percentile_95")
+# Written for normal-only data (adtool.evaluation.thresholds.percentile_thresholds); kept in
+# the checkpoint meta and thresholds.json (the PostProcessor's buffers hold the four above).
+EXTRA_THRESHOLD_NAMES = ("percentile_99", "percentile_99_9")
 
 
 def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
@@ -76,6 +79,10 @@ def threshold_record(results: dict, checkpoint: str | os.PathLike | None = None)
     for name in THRESHOLD_NAMES:
         entry = thresholds.get(name)
         values[name] = entry.get("value") if isinstance(entry, dict) else None
+    for name in EXTRA_THRESHOLD_NAMES:
+        entry = thresholds.get(name)
+        if isinstance(entry, dict):
+            values[name] = entry.get("value")
     chosen = confusion.get("threshold")
     value = confusion.get("threshold_value", values.get(chosen))
     return {
@@ -114,7 +121,9 @@ def set_model_thresholds(model: torch.nn.Module, record: dict) -> dict:
     post = getattr(unwrap(model), "postprocessor", None)
     if post is None or not hasattr(post, "set_thresholds"):
         return {}
-    post.set_thresholds(record["values"], record["chosen"], pixel=record["pixel_threshold"])
+    values = {k: v for k, v in record["values"].items() if k in THRESHOLD_NAMES}
+    chosen = record["chosen"] if record["chosen"] in THRESHOLD_NAMES else None
+    post.set_thresholds(values, chosen, pixel=record["pixel_threshold"])
     return {f"postprocessor.{k}": v for k, v in post.state_dict().items()}
 
 
@@ -206,8 +215,10 @@ def stored_thresholds(
     record = model_thresholds(model)
     if record is not None:
         meta = (loaded.get("meta") or {}).get(META_KEY) or {}
-        # The post-processor holds values only; the meta knows which model they belong to.
-        return {**meta, **record}, source
+        # The post-processor holds values only; the meta knows which model they belong to
+        # and keeps the thresholds the buffers have no slot for (percentile_99, ...).
+        values = {**(meta.get("values") or {}), **record["values"]}
+        return {**meta, **record, "values": values}, source
     record = (loaded.get("meta") or {}).get(META_KEY)
     if record is not None:
         return record, source
@@ -242,9 +253,11 @@ def choose_threshold(
         return "value", float(threshold)
     except ValueError:
         pass
-    if threshold not in THRESHOLD_NAMES:
+    threshold = str(threshold).replace(".", "_")  # percentile_99.9 -> percentile_99_9
+    known = THRESHOLD_NAMES + EXTRA_THRESHOLD_NAMES
+    if threshold not in known:
         raise ConfigError(
-            f"unknown threshold '{threshold}'; use one of {', '.join(THRESHOLD_NAMES)} or a number"
+            f"unknown threshold '{threshold}'; use one of {', '.join(known)} or a number"
         )
     if record is None:
         raise ConfigError(

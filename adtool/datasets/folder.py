@@ -4,8 +4,13 @@ Paths are relative to ``<data_root>/<category>`` (or to ``data_root`` when no ca
 given)::
 
     good/*                  normal images (train, and test unless normal_test_dir is given)
-    defect/*  or defect/<defect_type>/*     anomalous images (test)
+    defect/*  or defect/<defect_type>/*     anomalous images (test; optional)
     masks/<stem>[_mask].*  or masks/<defect_type>/<stem>[_mask].*   optional masks
+                            (``ground_truth/`` is found too)
+
+Without ``defect/`` the data is normal-only (the first days on a line): the held-out
+normal images are the test split, and the report gives their score distribution and
+percentile thresholds instead of AUROC.
 
 The resolved split is written to ``metadata.csv`` next to the data so that a person can
 see which image went where.
@@ -25,10 +30,19 @@ from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
 from adtool.registry import DATASETS
 
-from .base import BaseAnomalyDataset, find_mask, index_by_stem, list_images, list_subdirs
+from .base import (
+    BaseAnomalyDataset,
+    find_mask,
+    index_by_stem,
+    list_images,
+    list_subdirs,
+    warn_once,
+)
 
 METADATA_FILE = "metadata.csv"
 METADATA_COLUMNS = ("img_path", "split", "label", "mask_path", "defect_type")
+#: ``mask_dir='auto'`` uses the first of these folders found beside ``good/``.
+AUTO_MASK_DIRS = ("masks", "ground_truth")
 
 
 @DATASETS.register_module()
@@ -55,8 +69,11 @@ class Folder(BaseAnomalyDataset):
         pipeline: Transforms applied to each item. Defaults to ``()``.
         normal_dir: Normal images. Defaults to ``'good'``.
         abnormal_dir: Anomalous images (flat or one sub-folder per defect type); None when
-            there are none. Defaults to ``'defect'``.
-        mask_dir: Masks of the anomalous images; None when there are none. Defaults to None.
+            there are none. A missing ``'defect'`` folder means normal-only data (one log
+            line); another missing name is an error. Defaults to ``'defect'``.
+        mask_dir: Masks of the anomalous images; ``'auto'`` uses ``masks/`` or
+            ``ground_truth/`` beside the images when one exists; None ignores masks.
+            Defaults to ``'auto'``.
         normal_test_dir: Normal test images; None to move ``normal_split_ratio`` of
             ``normal_dir`` to test instead. Defaults to None.
         normal_split_ratio: Share of normal images used for test when ``normal_test_dir``
@@ -82,7 +99,7 @@ class Folder(BaseAnomalyDataset):
         pipeline=(),
         normal_dir: str | Path = "good",
         abnormal_dir: str | Path | None = "defect",
-        mask_dir: str | Path | None = None,
+        mask_dir: str | Path | None = "auto",
         normal_test_dir: str | Path | None = None,
         normal_split_ratio: float = 0.2,
         seed: int = 0,
@@ -146,16 +163,33 @@ class Folder(BaseAnomalyDataset):
         test = [p for i, p in enumerate(normals) if i in test_idx]
         return train, test
 
+    def _mask_root(self, base: Path) -> Path | None:
+        """The mask folder: the one named, or with ``'auto'`` the first of
+        :data:`AUTO_MASK_DIRS` found in ``base`` (None without one)."""
+        if self.mask_dir is None:
+            return None
+        if str(self.mask_dir) == "auto":
+            return next((base / d for d in AUTO_MASK_DIRS if (base / d).is_dir()), None)
+        return base / self.mask_dir
+
     def _abnormal_items(self, base: Path) -> list[dict]:
         if self.abnormal_dir is None:
             return []
         abnormal = base / self.abnormal_dir
         if not abnormal.is_dir():
+            if str(self.abnormal_dir) == "defect":
+                warn_once(
+                    ("normal only", str(base)),
+                    f"Folder {base}: no defect/ folder, normal-only data; the held-out normal "
+                    "images give score percentiles and false-alarm rates, no AUROC (add "
+                    "defect/ for the full table)",
+                )
+                return []
             raise DataError(
                 f"Folder abnormal_dir {abnormal} not found; set abnormal_dir to the folder of "
                 f"anomalous images (relative to {base}), or abnormal_dir=None if there are none"
             )
-        mask_root = base / self.mask_dir if self.mask_dir is not None else None
+        mask_root = self._mask_root(base)
         if mask_root is not None and not mask_root.is_dir():
             raise DataError(
                 f"Folder mask_dir {mask_root} not found; set mask_dir to the folder of masks "
@@ -170,6 +204,13 @@ class Folder(BaseAnomalyDataset):
             for img in list_images(folder):
                 mask = find_mask(sub_masks, img.stem) or find_mask(flat_masks, img.stem)
                 items.append(self.item(img, "test", 1, defect, mask))
+        if mask_root is not None and items and not any(d["mask_path"] for d in items):
+            warn_once(
+                ("no mask matched", str(base)),
+                f"Folder {base}: none of the {len(items)} defect images has a mask in "
+                f"{mask_root} (matched by file stem, with or without _mask); pixel metrics "
+                "are disabled",
+            )
         return items
 
     def scan(self) -> list[dict]:

@@ -39,7 +39,12 @@ from adtool.evaluation.functional import (
     pixel_f1_max,
     to_numpy,
 )
-from adtool.evaluation.thresholds import compute_thresholds, confusion_report
+from adtool.evaluation.thresholds import (
+    NORMAL_ONLY_NOTE,
+    compute_thresholds,
+    confusion_report,
+    normal_only_report,
+)
 from adtool.fileio import atomic_write_text
 
 # Key order of results.json; keys not listed follow in the caller's order.
@@ -73,7 +78,10 @@ def build_report(
 
     Returns:
         ``{"image", "pixel", "thresholds", "confusion", "per_defect", "n_test"}``; ``pixel``
-        is None without masks, maps or with ``pixel_metrics=False``.
+        is None without masks, maps or with ``pixel_metrics=False``. Normal-only data
+        (no anomalous image) adds ``normal_only`` (:func:`normal_only_report`: held-out
+        score distribution, percentile thresholds with false-alarm rates) and the
+        ``percentile_99`` / ``percentile_99_9`` thresholds.
     """
     s = to_numpy(scores, np.float64).ravel()
     y = (to_numpy(labels, np.float64).ravel() > 0).astype(np.int64)
@@ -93,7 +101,13 @@ def build_report(
         if best is None:
             pixel["note"] = "pixel metrics need normal and defect pixels; the masks have one class"
     thresholds = compute_thresholds(s, y)
-    return {
+    normal_only = None
+    if s.size and not y.any():
+        normal_only = normal_only_report(s)
+        image["note"] = NORMAL_ONLY_NOTE
+        for name, entry in normal_only["percentile_thresholds"].items():
+            thresholds[name] = {**(thresholds.get(name) or {}), **entry}
+    report = {
         "image": image,
         "pixel": pixel,
         "thresholds": thresholds,
@@ -101,6 +115,9 @@ def build_report(
         "per_defect": per_defect_auroc(s, y, defect_types),
         "n_test": int(s.size),
     }
+    if normal_only is not None:
+        report["normal_only"] = normal_only
+    return report
 
 
 def _json_default(obj: Any) -> Any:
@@ -168,6 +185,24 @@ def format_results_txt(report: dict) -> str:
             lines.append(f"  F1-optimal pixel threshold {pixel['threshold']:.6g}")
         if pixel.get("note"):
             lines.append(f"  note: {pixel['note']}")
+
+    normal_only = report.get("normal_only")
+    if normal_only:
+        dist = normal_only.get("score_distribution") or {}
+        lines += [
+            "",
+            f"Normal-only data: {normal_only.get('n_normal')} held-out normal images",
+            "  scores  " + "  ".join(f"{k} {_fmt(v)}" for k, v in dist.items()),
+            "  percentile threshold   value   expected false alarms   on held-out normals",
+        ]
+        for name, entry in (normal_only.get("percentile_thresholds") or {}).items():
+            value = entry.get("value")
+            lines.append(
+                f"  {name:<20} {'n/a' if value is None else f'{value:.6g}':>8}"
+                f"   {_fmt(entry.get('expected_false_alarm_rate'))}"
+                f"                  {_fmt(entry.get('heldout_false_alarm_rate'))}"
+                + (f"   ({entry['note']})" if entry.get("note") else "")
+            )
 
     thresholds = report.get("thresholds") or {}
     lines += ["", "Thresholds (score >= threshold is anomalous)"]

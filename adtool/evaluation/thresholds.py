@@ -21,6 +21,13 @@ NO_IMAGES = "no images in this split"
 
 # Confusion matrix threshold: the first of these whose value is known.
 CONFUSION_ORDER = ("f1_percentile", "youden_j", "f1_uniform", "percentile_95")
+#: Percentiles of the held-out normal scores reported for normal-only data.
+NORMAL_ONLY_PERCENTILES = (95.0, 99.0, 99.9)
+NORMAL_ONLY_NOTE = (
+    "normal-only data: AUROC needs defect images, so image.AUROC is null; the thresholds "
+    "are percentiles of held-out normal scores, each with the false-alarm rate it is meant "
+    "to give; add defect images (defect/) for the full table"
+)
 
 
 def _split(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +140,82 @@ def percentile_threshold(normal_scores: ArrayLike, q: float = 95) -> dict:
     if s.size == 0:
         return {"value": None, "note": "no normal images (label 0) in this split"}
     return {"value": float(np.percentile(s, q))}
+
+
+def percentile_name(q: float) -> str:
+    """``95 -> 'percentile_95'``, ``99.9 -> 'percentile_99_9'`` (a threshold's name)."""
+    return "percentile_" + f"{q:g}".replace(".", "_")
+
+
+def percentile_thresholds(
+    normal_scores: ArrayLike, percentiles: tuple[float, ...] = NORMAL_ONLY_PERCENTILES
+) -> dict:
+    """Percentile thresholds of normal scores and the false-alarm rate of each.
+
+    Threshold ``q`` is meant to flag ``1 - q/100`` of normal images
+    (``expected_false_alarm_rate``); ``heldout_false_alarm_rate`` is the share of the
+    given normal scores at or above it. With fewer than ``1 / (1 - q/100)`` normal scores
+    the percentile is not resolved (it is an interpolation near the largest score) and a
+    ``note`` says how many images it would need.
+
+    Args:
+        normal_scores: scores of held-out normal images.
+        percentiles: the percentiles in [0, 100]. Defaults to (95, 99, 99.9).
+
+    Returns:
+        ``{percentile_name(q): {"value", "percentile", "expected_false_alarm_rate",
+        "heldout_false_alarm_rate"[, "note"]}}``; values None plus ``"note"`` without
+        normal scores.
+    """
+    s = to_numpy(normal_scores, np.float64).ravel()
+    out = {}
+    for q in percentiles:
+        expected = round(1.0 - q / 100.0, 6)
+        entry = percentile_threshold(s, q)
+        entry.update(percentile=q, expected_false_alarm_rate=expected)
+        if entry["value"] is None:
+            entry["heldout_false_alarm_rate"] = None
+        else:
+            entry["heldout_false_alarm_rate"] = float(np.mean(s >= entry["value"]))
+            needed = int(np.ceil(1.0 / expected)) if expected > 0 else None
+            if needed is not None and s.size < needed:
+                entry["note"] = (
+                    f"{s.size} held-out normal images; at least {needed} are needed to resolve "
+                    f"a {expected:g} false-alarm rate"
+                )
+        out[percentile_name(q)] = entry
+    return out
+
+
+def normal_only_report(
+    normal_scores: ArrayLike, percentiles: tuple[float, ...] = NORMAL_ONLY_PERCENTILES
+) -> dict:
+    """What normal-only test data can tell: the held-out score distribution and thresholds.
+
+    Returns:
+        ``{"note", "n_normal", "score_distribution": {"min", "mean", "std", "median",
+        "p95", "p99", "p99_9", "max"}, "percentile_thresholds": percentile_thresholds(...)}``
+        (distribution values None without scores).
+    """
+    s = to_numpy(normal_scores, np.float64).ravel()
+    keys = ("min", "mean", "std", "median", "p95", "p99", "p99_9", "max")
+    if s.size:
+        values = (
+            s.min(),
+            s.mean(),
+            s.std(),
+            *np.percentile(s, [50, 95, 99, 99.9]),
+            s.max(),
+        )
+        dist = {k: float(v) for k, v in zip(keys, values)}
+    else:
+        dist = dict.fromkeys(keys)
+    return {
+        "note": NORMAL_ONLY_NOTE,
+        "n_normal": int(s.size),
+        "score_distribution": dist,
+        "percentile_thresholds": percentile_thresholds(s, percentiles),
+    }
 
 
 def compute_thresholds(scores: ArrayLike, labels: ArrayLike) -> dict:

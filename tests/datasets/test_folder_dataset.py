@@ -135,8 +135,10 @@ def test_read_only_folder_warns_and_carries_on(tmp_path, monkeypatch):
 
 def test_folder_errors(tmp_path):
     make_normals(tmp_path / "custom", 3)
-    with pytest.raises(DataError, match="defect"):
-        Folder(tmp_path, "custom")
+    # No defect/ folder: normal-only data (issue 20), the held-out normals are the test.
+    assert len(Folder(tmp_path, "custom", "test")) == 1
+    with pytest.raises(DataError, match="defect_typo"):
+        Folder(tmp_path, "custom", abnormal_dir="defect_typo")
     assert len(Folder(tmp_path, "custom", "test", abnormal_dir=None)) == 1
     with pytest.raises(DataError, match=str(tmp_path / "custom" / "normal")):
         Folder(tmp_path, "custom", normal_dir="normal", abnormal_dir=None)

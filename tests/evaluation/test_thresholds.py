@@ -114,3 +114,54 @@ def test_only_anomalous_images():
 def test_empty_split_does_not_crash():
     result = compute_thresholds(np.array([]), np.array([]))
     assert all(entry["value"] is None for entry in result.values())
+
+
+def test_percentile_thresholds_and_false_alarm_rates():
+    from adtool.evaluation.thresholds import percentile_thresholds
+
+    normal = np.arange(1000, dtype=np.float64)  # 0..999
+    out = percentile_thresholds(normal)
+    assert list(out) == ["percentile_95", "percentile_99", "percentile_99_9"]
+    assert out["percentile_95"]["value"] == pytest.approx(949.05)
+    assert out["percentile_99"]["value"] == pytest.approx(989.01)
+    assert out["percentile_99_9"]["value"] == pytest.approx(998.001)
+    assert [e["expected_false_alarm_rate"] for e in out.values()] == [0.05, 0.01, 0.001]
+    # Scores >= 949.05 are 950..999: 50 of 1000.
+    assert out["percentile_95"]["heldout_false_alarm_rate"] == pytest.approx(0.05)
+    assert out["percentile_99_9"]["heldout_false_alarm_rate"] == pytest.approx(0.001)
+    assert all("note" not in e for e in out.values())
+
+
+def test_percentile_thresholds_say_when_too_few_normals():
+    from adtool.evaluation.thresholds import percentile_thresholds
+
+    out = percentile_thresholds(np.linspace(0, 1, 50))
+    assert "note" not in out["percentile_95"]  # 50 >= 20
+    assert "at least 100" in out["percentile_99"]["note"]
+    assert "at least 1000" in out["percentile_99_9"]["note"]
+    empty = percentile_thresholds(np.array([]))
+    assert empty["percentile_95"]["value"] is None
+    assert empty["percentile_95"]["heldout_false_alarm_rate"] is None
+
+
+def test_normal_only_report_in_build_report():
+    from adtool.evaluation.report import build_report, format_results_txt
+
+    scores = np.linspace(0.0, 1.0, 21)
+    report = build_report(scores, np.zeros(21), ["good"] * 21)
+    assert report["image"]["AUROC"] is None
+    assert "normal-only" in report["image"]["note"]
+    block = report["normal_only"]
+    assert block["n_normal"] == 21
+    assert block["score_distribution"]["max"] == 1.0
+    assert block["score_distribution"]["median"] == pytest.approx(0.5)
+    assert report["thresholds"]["percentile_99"]["value"] == pytest.approx(0.99)
+    assert report["thresholds"]["percentile_95"]["value"] == pytest.approx(0.95)
+    assert report["thresholds"]["f1_percentile"]["value"] is None  # one class: no crash
+    assert report["confusion"]["threshold"] == "percentile_95"
+    assert report["confusion"]["FP"] == 2  # 0.95 and 1.0
+    text = format_results_txt(report)
+    assert "Normal-only data: 21 held-out normal images" in text
+    # Data with defects: no normal-only block, the four thresholds only.
+    both = build_report(scores, (scores > 0.5).astype(int), ["x"] * 21)
+    assert "normal_only" not in both and "percentile_99" not in both["thresholds"]

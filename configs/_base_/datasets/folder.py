@@ -1,6 +1,7 @@
 # Your own images (Folder), one category per run (tools/train.py --category overrides it).
 # Layout: <data_root>/<category>/good/*, defect/* or defect/<defect_type>/*, and optionally
-# masks/ (same stems, optional _mask suffix); set mask_dir='masks' when you have masks.
+# masks/ or ground_truth/ (same stems, optional _mask suffix; found by mask_dir='auto').
+# Without defect/ the data is normal-only: the report gives percentile thresholds.
 # 20% of good/ goes to test (seeded) unless normal_test_dir names a folder of normal test
 # images. metadata.csv, written next to the data, shows the resulting split.
 # A model config that needs another input size re-declares both pipelines and hands them to
@@ -20,7 +21,7 @@ image_size = 256
 folder_args = dict(
     normal_dir="good",
     abnormal_dir="defect",
-    mask_dir=None,
+    mask_dir="auto",
     normal_test_dir=None,
     normal_split_ratio=0.2,
     seed=0,
