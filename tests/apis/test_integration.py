@@ -160,7 +160,10 @@ def _check_anomaly_run(config: str, work: Path, tiny_data) -> None:
             assert Path(train["best_checkpoint"]).is_file()
         else:
             assert train["best_image_AUROC"] is None and train["best_checkpoint"] is None
-        assert ckpt["optimizer"]["state"]
+        optim = ckpt["optimizer"]
+        # Several optimisers (an OptimWrapperDict) are saved by name, each with its state.
+        states = [optim["state"]] if "state" in optim else [o["state"] for o in optim.values()]
+        assert states and all(states)
     del ckpt, state
 
 

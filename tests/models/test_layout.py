@@ -50,7 +50,8 @@ def test_shared_folders_hold_only_parts_two_methods_use():
 
     assert necks.__all__ == ["AvgPoolNeck"]
     assert heads.__all__ == ["FeatureDistanceHead"]
-    assert losses.__all__ == ["CosineFeatureLoss"]
+    # FocalLoss and SSIMLoss: the issue-14 reconstruction methods (autoencoder, DRAEM, DSR).
+    assert losses.__all__ == ["CosineFeatureLoss", "FocalLoss", "SSIMLoss", "ssim_distance_map"]
 
 
 _TOY_MODEL = '''

@@ -1,5 +1,6 @@
 """Pipeline transforms (registered in ``adtool.registry.TRANSFORMS``)."""
 
+from .anomaly_synthesis import PerlinAnomalyMask
 from .formatting import PackAnomalyInputs
 from .loading import LoadAnomalyImage, LoadAnomalyMask, image_to_rgb, mask_to_binary
 from .processing import (
@@ -15,6 +16,7 @@ __all__ = [
     "LoadAnomalyImage",
     "LoadAnomalyMask",
     "PackAnomalyInputs",
+    "PerlinAnomalyMask",
     "RandomHorizontalFlip",
     "RandomRotation",
     "RandomVerticalFlip",

@@ -1,0 +1,5 @@
+"""Convolutional autoencoder baseline."""
+
+from .model import ConvAutoencoder
+
+__all__ = ["ConvAutoencoder"]
