@@ -24,6 +24,7 @@ PAPER_DEFAULTS = {
     "dfine": "dfine_hgnetv2-s_coco",
     "eomt": "eomt_vit-l_ade",
     "swin2sr": "swin2sr_x2_div2k",
+    "cflow": "cflow_wrn50_mvtec",
 }
 
 
