@@ -43,7 +43,7 @@ train_cfg = dict(max_epochs=200, val_interval=8)
 # Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
 # beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
 # ResNet-18 layers 2-4 (128/256/512 channels) stand in for WideResNet-50 (512/1024/2048:
-# 86M decoder parameters) and 2 couplings for 8; no validation, no scheduler.
+# 82M trainable decoder parameters) and 2 couplings for 8; no validation, no scheduler.
 tiny_overrides = {
     "model.backbone.arch": "resnet18",
     "model.coupling_blocks": 2,
