@@ -27,6 +27,7 @@ PAPER_DEFAULTS = {
     "swin2sr": "swin2sr_x2_div2k",
     "autoencoder": "autoencoder_conv_mvtec",
     "ganomaly": "ganomaly_mvtec",
+    "cflow": "cflow_wrn50_mvtec",
 }
 
 

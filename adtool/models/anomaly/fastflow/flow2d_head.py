@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from FrEIA.framework import SequenceINN
-from FrEIA.modules import AllInOneBlock
 from torch import nn
 
+from adtool.models.components.flows import all_in_one_flow, subnet_conv
 from adtool.registry import MODELS
 
-
-def subnet_conv(kernel_size: int, hidden_ratio: float) -> Callable[[int, int], nn.Module]:
-    """A FrEIA subnet constructor: conv k x k -> ReLU -> conv k x k, spatial size kept.
-
-    The hidden width is ``int(in_channels * hidden_ratio)``; the subnet predicts the
-    coupling's scale and shift for every position from the other half's channels.
-    """
-
-    def build(in_channels: int, out_channels: int) -> nn.Module:
-        hidden = max(1, int(in_channels * hidden_ratio))
-        return nn.Sequential(
-            nn.Conv2d(in_channels, hidden, kernel_size, padding="same"),
-            nn.ReLU(),
-            nn.Conv2d(hidden, out_channels, kernel_size, padding="same"),
-        )
-
-    return build
+__all__ = ["Flow2DHead", "fastflow_flow", "subnet_conv"]
 
 
 def fastflow_flow(
@@ -44,16 +28,12 @@ def fastflow_flow(
     position), unless ``conv3x3_only``. Each block permutes channels with a fixed random
     hard permutation and clamps the affine log-scale to ``+-clamp``.
     """
-    flow = SequenceINN(*shape)
-    for step in range(flow_steps):
+
+    def subnet(step: int):
         kernel_size = 1 if step % 2 == 1 and not conv3x3_only else 3
-        flow.append(
-            AllInOneBlock,
-            subnet_constructor=subnet_conv(kernel_size, hidden_ratio),
-            affine_clamping=clamp,
-            permute_soft=False,
-        )
-    return flow
+        return subnet_conv(kernel_size, hidden_ratio)
+
+    return all_in_one_flow(shape, flow_steps, subnet, clamp, permute_soft=False)
 
 
 @MODELS.register_module()

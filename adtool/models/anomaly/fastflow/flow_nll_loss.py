@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from adtool.errors import ConfigError
+from adtool.models.components.flows import gaussian_log_likelihood
 from adtool.registry import MODELS
 
 
@@ -39,7 +40,7 @@ class FlowNLLLoss(nn.Module):
         """Latents (B, C, H, W) and log-determinants (B,) per level -> scalar loss."""
         per_level = torch.stack(
             [
-                (0.5 * z.flatten(1).pow(2).sum(1) - log_det).mean()
+                -gaussian_log_likelihood(z, log_det, constant=False).mean()
                 for z, log_det in zip(latents, log_jac_dets, strict=True)
             ]
         )
