@@ -28,6 +28,8 @@ PAPER_DEFAULTS = {
     "autoencoder": "autoencoder_conv_mvtec",
     "ganomaly": "ganomaly_mvtec",
     "cflow": "cflow_wrn50_mvtec",
+    "dfkde": "dfkde_r18_mvtec",
+    "cfa": "cfa_wrn50_mvtec",
 }
 
 
