@@ -6,8 +6,9 @@ works (Imagenette, ImageNet, your own photos; searched recursively). The paper d
 WideResNet-101 on ImageNet for 60 000 steps of 16 images; on a CPU use fewer steps::
 
     python tools/distill_teacher.py data/imagenette --size small --steps 2000
-    python tools/distill_teacher.py data/sample --size small --width 0.25 --image-size 128 \\
-        --steps 300 --batch-size 8     # the teacher of the efficientad_*_sample configs
+    # the teacher of the efficientad_*_sample configs (CPU-sized PDN):
+    python tools/distill_teacher.py data/sample --width 0.25 --out-channels 128 \\
+        --image-size 128 --steps 80 --batch-size 4 --lr 1e-3
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image_dir", help="folder of natural images (any layout)")
+    parser.add_argument("image_dir", nargs="+", help="folder(s) of natural images (any layout)")
     parser.add_argument("--size", default="small", choices=["small", "medium"])
     parser.add_argument("--width", type=float, default=1.0, help="PDN width (default 1)")
+    parser.add_argument("--out-channels", type=int, default=384, help="PDN output (384)")
     parser.add_argument("--steps", type=int, default=60000, help="Adam steps (paper: 60000)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per step (16)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam lr (paper: 1e-4)")
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             lr=args.lr,
             image_size=args.image_size,
             width=args.width,
+            out_channels=args.out_channels,
             seed=args.seed,
         )
     except AdtoolError as err:

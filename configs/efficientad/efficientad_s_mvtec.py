@@ -31,7 +31,8 @@ model = dict(
 
 # Steps, not epochs: one Adam step per training image (batch 1). No validation on the
 # test split during training: the quantiles come from the held-out training images.
-train_dataloader = dict(batch_size=1)
+# InfiniteSampler: the step loop draws images without restarting the loader each pass.
+train_dataloader = dict(batch_size=1, sampler=dict(type="InfiniteSampler", shuffle=True))
 test_dataloader = dict(batch_size=1)
 val_dataloader = None
 val_cfg = None

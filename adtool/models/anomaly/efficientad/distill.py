@@ -72,7 +72,7 @@ def _load(paths: list[Path], side: int) -> torch.Tensor:
 
 
 def distill_teacher(
-    image_dir: str | os.PathLike,
+    image_dir: str | os.PathLike | list[str | os.PathLike],
     size: str = "small",
     source: dict | None = None,
     source_name: str = "effnetlite0",
@@ -91,7 +91,7 @@ def distill_teacher(
     """Distil ``source``'s patch features into a PDN and write it atomically.
 
     Args:
-        image_dir: Folder of natural images (searched recursively).
+        image_dir: Folder of natural images (searched recursively), or a list of them.
         size: PDN ``'small'`` or ``'medium'``. Defaults to ``'small'``.
         source: ``TimmBackbone`` config of the pretrained network (two feature levels);
             None for the bundled EfficientNet-Lite0 (stages 2 and 3). Defaults to None.
@@ -119,12 +119,17 @@ def distill_teacher(
     from adtool.registry import register_all_modules
 
     register_all_modules()
-    paths = list_images(image_dir)
+    dirs = image_dir if isinstance(image_dir, list | tuple) else [image_dir]
+    paths = sorted(p for d in dirs for p in list_images(d))
     if not paths:
         raise DataError(
             f"no images under {image_dir}; pass a folder of natural images (png/jpg, any layout)"
         )
-    out = Path(out) if out is not None else teacher_file(size, source_name, backbone_dir, width)
+    out = (
+        Path(out)
+        if out is not None
+        else teacher_file(size, source_name, backbone_dir, width, out_channels)
+    )
     random.seed(seed)
     torch.manual_seed(seed)
     extractor = MODELS.build(source or DEFAULT_SOURCE).eval()
@@ -178,7 +183,7 @@ def distill_teacher(
         width=width,
         out_channels=out_channels,
         source=source_name,
-        image_dir=str(image_dir),
+        image_dir=[str(d) for d in dirs],
         n_images=len(paths),
         steps=steps,
         batch_size=batch_size,

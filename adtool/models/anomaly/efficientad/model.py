@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
-from mmengine.dist import all_reduce
+from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from PIL import Image
 
@@ -68,6 +68,15 @@ def list_images(folder: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def dataset_batches(dataset, batch_size: int = 8):
+    """Pseudo-collated batches of ``dataset`` in order: one pass whatever the loader's
+    sampler (an ``InfiniteSampler`` never ends; every rank sees every image)."""
+    for start in range(0, len(dataset), batch_size):
+        yield pseudo_collate(
+            [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        )
 
 
 def held_out_paths(paths: list[str], fraction: float, seed: int = 0) -> set[str]:
@@ -225,7 +234,7 @@ class EfficientAD(BaseAnomalyModel):
         total = torch.zeros(self.channels, dtype=torch.float64, device=device)
         squares = torch.zeros_like(total)
         count = torch.zeros((), dtype=torch.float64, device=device)
-        for batch in train_loader:
+        for batch in dataset_batches(dataset):
             keep, held = self._split_batch(batch)
             if held is not None:
                 self._validation.extend(held["inputs"])
@@ -235,8 +244,6 @@ class EfficientAD(BaseAnomalyModel):
             total += out.sum((0, 2, 3))
             squares += out.pow(2).sum((0, 2, 3))
             count += out.shape[0] * out.shape[2] * out.shape[3]
-        for value in (total, squares, count):
-            all_reduce(value)  # distributed: statistics over every rank's share
         mean = total / count
         std = (squares / count - mean.pow(2)).clamp_min(1e-12).sqrt()
         self.teacher_mean.copy_(mean.view(1, -1, 1, 1).float())
@@ -283,7 +290,7 @@ class EfficientAD(BaseAnomalyModel):
                 {"inputs": self._validation[i : i + 8]} for i in range(0, len(self._validation), 8)
             ]
         else:
-            batches = train_loader
+            batches = dataset_batches(train_loader.dataset)
         for batch in batches:
             inputs = self.data_preprocessor(batch, False)["inputs"]
             map_st, map_ae = self.raw_maps(inputs)
@@ -355,10 +362,13 @@ class EfficientAD(BaseAnomalyModel):
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         map_st, map_ae = self.raw_maps(inputs)
+        if self.border:
+            # The border the unpadded PDN does not see scores 0 before normalisation (as
+            # anomalib), i.e. below every quantile: the official code pads the normalised
+            # map with 0, which sits above 90 % of normal pixels.
+            map_st = F.pad(map_st, [self.border] * 4)
+            map_ae = F.pad(map_ae, [self.border] * 4)
         map_st = quantile_normalize(map_st, *self.quantiles_st)
         map_ae = quantile_normalize(map_ae, *self.quantiles_ae)
-        maps = 0.5 * map_st + 0.5 * map_ae
-        if self.border:
-            maps = F.pad(maps, [self.border] * 4)
-        maps = self.to_input_map(maps, inputs.shape[-2:])
+        maps = self.to_input_map(0.5 * map_st + 0.5 * map_ae, inputs.shape[-2:])
         return self.image_score_from_map(maps), maps

@@ -79,11 +79,17 @@ def pdn_output_size(input_size: int, padding: bool = False) -> int:
 
 
 def teacher_file(
-    size: str, source: str, backbone_dir: str | os.PathLike | None = None, width: float = 1.0
+    size: str,
+    source: str,
+    backbone_dir: str | os.PathLike | None = None,
+    width: float = 1.0,
+    out_channels: int = 384,
 ) -> Path:
-    """``<backbone_dir>/pdn_<size>_<source>.pth`` (``pdn_<size>-w<width>_<source>.pth`` for a
-    narrower PDN): where a distilled teacher is looked for and written."""
+    """``<backbone_dir>/pdn_<size>_<source>.pth`` (``pdn_<size>-w<width>-c<channels>_<source>``
+    for a narrower PDN): where a distilled teacher is looked for and written."""
     tag = size if width == 1 else f"{size}-w{width:g}"
+    if out_channels != 384:
+        tag += f"-c{out_channels}"
     return default_backbone_dir(backbone_dir) / f"pdn_{tag}_{source}.pth"
 
 
@@ -129,7 +135,7 @@ class PDNBackbone(BaseModule):
         self.net = pdn(size, out_channels, padding, width)
         self.weights_path = None
         if weights is not None:
-            path = self._resolve(size, weights, backbone_dir, width)
+            path = self._resolve(size, weights, backbone_dir, width, out_channels)
             self._load(path)
             self.weights_path = str(path)
         self.requires_grad_(False)
@@ -149,9 +155,10 @@ class PDNBackbone(BaseModule):
         return [(self.out_channels[0], side, side)]
 
     @staticmethod
-    def _resolve(size: str, weights, backbone_dir, width: float) -> Path:
+    def _resolve(size: str, weights, backbone_dir, width: float, out_channels: int) -> Path:
         text = str(weights)
         fix = f"--size {size}" + ("" if width == 1 else f" --width {width:g}")
+        fix += "" if out_channels == 384 else f" --out-channels {out_channels}"
         if text.endswith((".pth", ".pt")) or os.sep in text or "/" in text:
             path = Path(text).expanduser()
             if path.is_file():
@@ -160,7 +167,7 @@ class PDNBackbone(BaseModule):
                 f"EfficientAD teacher file {path} not found; pass an existing .pth or run "
                 f"`python tools/distill_teacher.py IMAGE_DIR {fix}`"
             )
-        path = teacher_file(size, text, backbone_dir, width)
+        path = teacher_file(size, text, backbone_dir, width, out_channels)
         if path.is_file():
             return path
         raise WeightsNotFoundError(
