@@ -3,6 +3,8 @@
 Example::
 
     python tools/make_sample_data.py --out data/sample --seed 0 --size 256
+    # the hard categories (subtle defects that tell models apart), beside the easy ones
+    python tools/make_sample_data.py --out data/sample --hard
     # generated sets for the HuggingFace task configs (counts: the generator's defaults)
     python tools/make_sample_data.py --task classification --out data/hf_cls
     python tools/make_sample_data.py --task detection --out data/hf_coco --n-train 300 --n-val 60
@@ -16,10 +18,20 @@ import time
 from pathlib import Path
 
 try:
-    from adtool.datasets.synthetic import SAMPLE_CATEGORIES, SAMPLE_DEFECTS, make_sample_dataset
+    from adtool.datasets.synthetic import (
+        HARD_SAMPLE_CATEGORIES,
+        SAMPLE_CATEGORIES,
+        SAMPLE_DEFECTS,
+        make_sample_dataset,
+    )
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from adtool.datasets.synthetic import SAMPLE_CATEGORIES, SAMPLE_DEFECTS, make_sample_dataset
+    from adtool.datasets.synthetic import (
+        HARD_SAMPLE_CATEGORIES,
+        SAMPLE_CATEGORIES,
+        SAMPLE_DEFECTS,
+        make_sample_dataset,
+    )
 
 
 # task -> (generator in adtool.datasets.hf, its (train count, val count) keywords)
@@ -59,8 +71,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test-defect", type=int, default=8, help="test images per defect")
     parser.add_argument(
         "--categories",
-        default=",".join(SAMPLE_CATEGORIES),
-        help=f"comma-separated subset of {','.join(SAMPLE_CATEGORIES)} (default all)",
+        default=None,
+        help=f"comma-separated categories among {','.join(SAMPLE_DEFECTS)} (default the easy "
+        f"set {','.join(SAMPLE_CATEGORIES)}; with --hard {','.join(HARD_SAMPLE_CATEGORIES)})",
+    )
+    parser.add_argument(
+        "--hard",
+        action="store_true",
+        help=f"write the hard categories {','.join(HARD_SAMPLE_CATEGORIES)} (small, "
+        "low-contrast, texture-like defects on a woven texture and on a washer lying on "
+        "wood; models score apart there) instead of the easy ones",
     )
     return parser.parse_args(argv)
 
@@ -86,11 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         return _make_task_data(args)
     if args.n_train is None:
         args.n_train = 40
+    if args.hard and args.categories is not None:
+        print("error: give --hard or --categories, not both", file=sys.stderr)
+        return 2
+    if args.categories is None:
+        args.categories = ",".join(HARD_SAMPLE_CATEGORIES if args.hard else SAMPLE_CATEGORIES)
     categories = [c for c in args.categories.split(",") if c]
     unknown = [c for c in categories if c not in SAMPLE_DEFECTS]
     if unknown or args.size < 32 or min(args.n_train, args.n_test_good, args.n_test_defect) < 0:
         print(
-            f"error: categories must be among {','.join(SAMPLE_CATEGORIES)} (got "
+            f"error: categories must be among {','.join(SAMPLE_DEFECTS)} (got "
             f"{args.categories}), --size >= 32 and counts >= 0",
             file=sys.stderr,
         )

@@ -13,9 +13,30 @@ Three categories with distinct normal appearance, each with three defect types:
   the substrate), ``spot`` (a blob of foreign colour).
 
 Each defect covers roughly 0.3-6 % of the image (rejection-sampled), visible but not
-glaring. Every image comes from its own seed derived from (seed, category, split, defect,
-index), so a dataset is byte-identical for a seed and changing one count does not change
-the other images.
+glaring. These three are the default set (:data:`SAMPLE_CATEGORIES`, what ``make demo``
+uses); good features separate them almost perfectly.
+
+Two hard categories (:data:`HARD_SAMPLE_CATEGORIES`, written on request) have small,
+low-contrast or texture-like defects, so that methods score apart (image AUROC well
+below 1, see docs/benchmarks.md):
+
+- ``twill``: a fine 2/1 twill weave (diagonal ribs) with random phase, slight tilt,
+  thread-to-thread variation, shade and soft uneven lighting. Defects: ``scratch`` (a
+  thin line where the ribs are rubbed flat into the cloth's mean colour), ``slub`` (a
+  short thickened stretch of a warp thread: a smooth band 12 % lighter), ``weave`` (a
+  patch woven with a 1.3x looser thread spacing: same colour, another texture frequency).
+- ``washer``: a turned steel washer, centred with small pose and lighting changes, on a
+  wood-grain background that differs in every image. Defects: ``dent`` (a small dimple
+  8 % darker), ``notch`` (a small bite out of the outer or inner rim), ``scratch`` (a
+  thin line 8 % brighter).
+
+Hard defects cover about 0.05-3 % of the image. In the hard generators a defect image is
+the normal image of the same seed plus the defect (only the sensor noise differs), which
+is how the tests check that a mask covers its defect.
+
+Every image comes from its own seed derived from (seed, category, split, defect, index),
+so a dataset is byte-identical for a seed and changing one count (or adding a category)
+does not change the other images.
 """
 
 from __future__ import annotations
@@ -36,11 +57,25 @@ SAMPLE_DEFECTS: dict[str, tuple[str, ...]] = {
     "disk": ("chip", "dent", "scratch"),
     "fabric": ("hole", "stain", "thread"),
     "tiles": ("crack", "missing", "spot"),
+    "twill": ("scratch", "slub", "weave"),
+    "washer": ("dent", "notch", "scratch"),
 }
-SAMPLE_CATEGORIES = tuple(SAMPLE_DEFECTS)
+#: The default (easy) categories: what ``make_sample_dataset`` and ``make demo`` write.
+SAMPLE_CATEGORIES = ("disk", "fabric", "tiles")
+#: Categories with subtle defects, written on request (``make_sample_data.py --hard``).
+HARD_SAMPLE_CATEGORIES = ("twill", "washer")
 
 #: Accepted share of defect pixels in a defect image; a draw outside is redrawn.
 MASK_FRACTION_RANGE = (0.003, 0.06)
+#: The same for the hard categories, whose defects are small on purpose.
+HARD_MASK_FRACTION_RANGE = (0.0005, 0.03)
+
+# Strength of the hard defects (multiplier of the local colour, or darkening depth).
+TWILL_SCRATCH_GAIN = 1.05
+TWILL_SLUB_GAIN = 1.12
+TWILL_WEAVE_SCALE = 1.3
+WASHER_SCRATCH_GAIN = 1.08
+WASHER_DENT_DEPTH = 0.08
 
 _NAME = re.compile(r"^\d{3}(_mask)?\.png$")
 
@@ -327,10 +362,148 @@ def _tile_corner(
     return float(ys[i]), float(xs[i])
 
 
+# -- twill (hard) -------------------------------------------------------------------------
+
+
+def _twill_tone(u: Array, v: Array, period: float, col_gain: Array, row_gain: Array) -> Array:
+    """Brightness (about 0.5-1.1) of a 2/1 twill: warp over two wefts, under one, shifted by
+    one thread per row, which draws the diagonal ribs of denim or gabardine."""
+    iu, iv = np.floor(u / period), np.floor(v / period)
+    fu, fv = u / period - iu, v / period - iv
+    warp, weft = np.sin(np.pi * fu) ** 0.7, np.sin(np.pi * fv) ** 0.7
+    n = (len(col_gain) - 1) // 2
+    cg = col_gain[np.clip(iu.astype(int) + n, 0, 2 * n)]
+    rg = row_gain[np.clip(iv.astype(int) + n, 0, 2 * n)]
+    over = ((iu - iv) % 3) != 0
+    pattern = np.where(over, warp * (0.85 + 0.15 * weft) * cg, weft * (0.85 + 0.15 * warp) * rg)
+    return 0.55 + 0.5 * pattern
+
+
+def _local_mean(img: Array, period: float) -> Array:
+    """``img`` (H, W, 3) with its texture blurred away: the local mean colour."""
+    return ndimage.gaussian_filter(img, (0.6 * period, 0.6 * period, 0))
+
+
+def _twill(rng: np.random.Generator, size: int, defect: str | None) -> tuple[Array, Array | None]:
+    period = max(size / 32, 3.0) * rng.uniform(0.98, 1.02)
+    angle = np.deg2rad(rng.uniform(-1.5, 1.5))
+    u, v = _rotated(size, angle, (rng.uniform(0, 3 * period), rng.uniform(0, 3 * period)))
+    n = int(1.5 * size / period) + 8
+    col_gain = 1.0 + 0.04 * rng.standard_normal(2 * n + 1).astype(np.float32)
+    row_gain = 1.0 + 0.04 * rng.standard_normal(2 * n + 1).astype(np.float32)
+    tone = _twill_tone(u, v, period, col_gain, row_gain)
+    shading = 1.0 + 0.04 * _smooth_noise(rng, size, size / 6)
+    dye = np.array([118, 112, 96], np.float32) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
+    mask = None
+    if defect == "weave":
+        # A patch woven with a looser thread spacing: same colour and shading, another
+        # texture frequency; only the rhythm of the ribs tells it apart.
+        center = rng.uniform(0.15, 0.85, 2) * size
+        alpha = _blob_alpha(rng, size, tuple(center), size * rng.uniform(0.07, 0.09), 0.25)
+        alpha = ndimage.gaussian_filter(alpha, 1.0)
+        loose = _twill_tone(u, v, period * TWILL_WEAVE_SCALE, col_gain, row_gain)
+        tone = tone * (1.0 - alpha) + loose * alpha
+        mask = alpha > 0.5
+    img = (tone * shading)[..., None] * dye
+    if defect == "scratch":
+        start = rng.uniform(0.2, 0.8, 2) * size
+        length = size * rng.uniform(0.18, 0.3)
+        points = _polyline(rng, start, rng.uniform(0, 2 * np.pi), length, 6, 0.06)
+        alpha, mask = _line(size, points, max(1.5, size / 80))
+        # Rubbed flat: the ribs fade into the cloth's local mean colour, barely lighter.
+        img = _blend(img, _local_mean(img, period) * TWILL_SCRATCH_GAIN, 0.9 * alpha)
+    elif defect == "slub":
+        # A short thickened stretch of one warp thread lying over the weave: a smooth band
+        # slightly lighter than the cloth, along the warp.
+        center = rng.uniform(0.15, 0.85, 2) * size
+        direction = angle + np.pi / 2 + rng.normal(0.0, 0.05)
+        length = size * rng.uniform(0.06, 0.1)
+        start = center - 0.5 * length * np.array([np.sin(direction), np.cos(direction)])
+        points = _polyline(rng, start, direction, length, 4, 0.03)
+        alpha, mask = _line(size, points, period * rng.uniform(1.2, 1.5))
+        alpha = ndimage.gaussian_filter(alpha, 0.7)
+        img = _blend(img, _local_mean(img, period) * TWILL_SLUB_GAIN, 0.7 * alpha)
+    return _finish(img, rng, 3.0), mask
+
+
+# -- washer on wood (hard) ----------------------------------------------------------------
+
+
+def _wood(rng: np.random.Generator, size: int) -> Array:
+    """Plank of wood: grain lines along a random near-horizontal direction, bent by smooth
+    noise, with a random tone (H, W, 3 float)."""
+    u, v = _rotated(size, np.deg2rad(rng.uniform(-8, 8)), (0.0, rng.uniform(0, size)))
+    bend = 6.0 * _smooth_noise(rng, size, size / 5) + 1.5 * _smooth_noise(rng, size, size / 20)
+    period = size / rng.uniform(14, 20)
+    grain = np.sin(2 * np.pi * (v + bend) / period)
+    # Fine streaks along the grain (the grain runs along u, near the x axis).
+    fine = ndimage.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), (0.6, 6))
+    fine = fine / (fine.std() + 1e-6)
+    tone = 1.0 + 0.10 * grain + 0.04 * fine + 0.05 * _smooth_noise(rng, size, size / 4)
+    color = np.array([150, 108, 70], np.float32) * rng.uniform(0.9, 1.1)
+    return tone[..., None] * color
+
+
+def _washer(rng: np.random.Generator, size: int, defect: str | None) -> tuple[Array, Array | None]:
+    cy = size / 2 + rng.uniform(-0.04, 0.04) * size
+    cx = size / 2 + rng.uniform(-0.04, 0.04) * size
+    outer = size * 0.3 * rng.uniform(0.98, 1.02)
+    inner = outer * 0.42
+    light = rng.uniform(0, 2 * np.pi)
+    gain = rng.uniform(0.94, 1.06)
+    yy, xx = _grid(size)
+    dy, dx = yy - cy, xx - cx
+    r = np.hypot(dy, dx)
+    ramp = (np.cos(light) * dx + np.sin(light) * dy) / size
+    # Turned steel: fine concentric lathe marks, a bevel light on both edges.
+    lathe = 3.0 * np.sin(2 * np.pi * r / 2.2) + 2.0 * _smooth_noise(rng, size, 0.7)
+    t = (r - inner) / (outer - inner)
+    bevel = 14.0 * (np.exp(-(((t - 0.04) / 0.05) ** 2)) - np.exp(-(((t - 0.96) / 0.05) ** 2)))
+    shade = (150.0 + 40.0 * ramp + lathe + bevel) * gain
+    metal = shade[..., None] * np.array([1.0, 1.0, 1.03], np.float32)
+    cover = np.clip(outer - r + 0.5, 0, 1) * np.clip(r - inner + 0.5, 0, 1)
+    bg = _wood(rng, size)
+    # A soft contact shadow of the washer on the wood.
+    shadow = ndimage.gaussian_filter(cover, size / 80)
+    bg = bg * (1.0 - 0.25 * np.roll(shadow, (2, 2), axis=(0, 1)))[..., None]
+    mask = None
+    if defect == "notch":
+        # A small bite out of the outer or inner rim showing the wood below.
+        ang = rng.uniform(0, 2 * np.pi)
+        rim = outer if rng.uniform() < 0.6 else inner
+        center = (cy + rim * np.sin(ang), cx + rim * np.cos(ang))
+        bite = _blob_alpha(rng, size, center, size * rng.uniform(0.018, 0.026), 0.15)
+        mask = (bite * cover) > 0.5
+        cover = cover * (1.0 - bite)
+    img = _blend(bg, metal, cover)
+    on_metal = cover > 0.5
+    if defect == "scratch":
+        ang = rng.uniform(0, 2 * np.pi)
+        rad = rng.uniform(inner + 0.2 * (outer - inner), outer - 0.2 * (outer - inner))
+        start = np.array([cy + rad * np.sin(ang), cx + rad * np.cos(ang)], np.float32)
+        points = _polyline(
+            rng, start, rng.uniform(0, 2 * np.pi), size * rng.uniform(0.1, 0.16), 5, 0.05
+        )
+        alpha, mask = _line(size, points, max(1.5, size / 100))
+        alpha, mask = alpha * on_metal, mask & on_metal
+        img = _blend(img, img * WASHER_SCRATCH_GAIN, alpha)
+    elif defect == "dent":
+        ang = rng.uniform(0, 2 * np.pi)
+        rad = rng.uniform(inner + 0.3 * (outer - inner), outer - 0.3 * (outer - inner))
+        center = (cy + rad * np.sin(ang), cx + rad * np.cos(ang))
+        alpha = _blob_alpha(rng, size, center, size * rng.uniform(0.02, 0.03), 0.2)
+        alpha = ndimage.gaussian_filter(alpha, 1.0) * on_metal
+        img = img * (1.0 - WASHER_DENT_DEPTH * alpha[..., None])
+        mask = alpha > 0.3
+    return _finish(img, rng, 2.5), mask
+
+
 _GENERATORS: dict[str, Callable[..., tuple[Array, Array | None]]] = {
     "disk": _disk,
     "fabric": _fabric,
     "tiles": _tiles,
+    "twill": _twill,
+    "washer": _washer,
 }
 
 
@@ -361,7 +534,7 @@ def sample_image(
         The image and the mask (None for a normal image).
     """
     if category not in _GENERATORS:
-        raise ValueError(f"unknown sample category {category!r}; one of {SAMPLE_CATEGORIES}")
+        raise ValueError(f"unknown sample category {category!r}; one of {tuple(SAMPLE_DEFECTS)}")
     if defect is not None and defect not in SAMPLE_DEFECTS[category]:
         raise ValueError(f"unknown {category} defect {defect!r}; one of {SAMPLE_DEFECTS[category]}")
     rng = np.random.default_rng(seed)
@@ -369,7 +542,9 @@ def sample_image(
         img, mask = _GENERATORS[category](rng, size, defect)
         if mask is None:
             return img, None
-        lo, hi = MASK_FRACTION_RANGE
+        lo, hi = (
+            HARD_MASK_FRACTION_RANGE if category in HARD_SAMPLE_CATEGORIES else MASK_FRACTION_RANGE
+        )
         if lo <= mask.mean() <= hi:
             return img, mask.astype(np.uint8) * 255
     raise RuntimeError(f"could not draw a {category}/{defect} defect of a plausible size")
@@ -421,7 +596,9 @@ def make_sample_dataset(
     root = Path(out)
     for category in categories or SAMPLE_CATEGORIES:
         if category not in SAMPLE_DEFECTS:
-            raise ValueError(f"unknown sample category {category!r}; one of {SAMPLE_CATEGORIES}")
+            raise ValueError(
+                f"unknown sample category {category!r}; one of {tuple(SAMPLE_DEFECTS)}"
+            )
         jobs: list[tuple[str, str | None, int]] = [("train", None, i) for i in range(n_train)]
         jobs += [("test", None, i) for i in range(n_test_good)]
         jobs += [("test", d, i) for d in SAMPLE_DEFECTS[category] for i in range(n_test_defect)]
