@@ -48,4 +48,9 @@ default_hooks = dict(
 )
 log_processor = dict(by_epoch=False)
 
-tiny_overrides = {"train_cfg.max_iters": 2, "param_scheduler.milestones": [1]}
+tiny_overrides = {
+    "train_cfg.max_iters": 2,
+    "param_scheduler.milestones": [1],
+    "model.width": 0.25,
+    "model.teacher.width": 0.25,
+}
