@@ -29,7 +29,7 @@ from adtool.registry import DATASETS, MODELS, register_all_modules
 # Parts a checkpoint may lack and still fit: the post-processor's buffers are absent from
 # checkpoints written before it existed (its defaults then apply).
 _OPTIONAL_PREFIXES = ("postprocessor.",)
-_BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone")
+_BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone", "PDNBackbone")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

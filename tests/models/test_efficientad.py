@@ -11,8 +11,12 @@ import torch
 from PIL import Image
 
 from adtool.errors import WeightsNotFoundError
-from adtool.models.anomaly.efficientad import EfficientAD, PDNBackbone, hard_feature_loss
-from adtool.models.anomaly.efficientad.model import held_out_paths, quantile_normalize
+from adtool.models.anomaly.efficientad import EfficientAD, PDNBackbone
+from adtool.models.anomaly.efficientad.model import (
+    hard_feature_loss,
+    held_out_paths,
+    quantile_normalize,
+)
 from adtool.models.anomaly.efficientad.networks import AutoEncoder, pdn, pdn_output_size
 from adtool.registry import MODELS
 from adtool.structures import AnomalyDataSample

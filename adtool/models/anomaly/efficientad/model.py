@@ -164,7 +164,8 @@ class EfficientAD(BaseAnomalyModel):
         self._held_out: set[str] = set()
         self._validation: list[torch.Tensor] = []
         self.notes = {
-            "teacher": getattr(self.teacher, "weights_path", None) or "random init (weights=None)",
+            "teacher": getattr(self.teacher, "weights_path", None)
+            or "weights=None (random init, or the tested checkpoint's)",
         }
         self.notes["penalty"] = self._penalty_note()
 
