@@ -20,6 +20,7 @@ PAPER_DEFAULTS = {
     "stfpm": "stfpm_r18_mvtec",
     "fastflow": "fastflow_wrn50_mvtec",
     "reverse_distillation": "reverse_distillation_wrn50_mvtec",
+    "efficientad": "efficientad_s_mvtec",
     "vit": "vit_base_imagefolder",
     "dfine": "dfine_hgnetv2-s_coco",
     "eomt": "eomt_vit-l_ade",
