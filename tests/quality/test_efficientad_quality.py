@@ -15,7 +15,8 @@ twill     0.681        0.790        0.545  400    191.8    5.5
 ========  ===========  ===========  =====  =====  =======  =============
 
 (distillation 126 s, loss 0.596 -> 0.614; the whole file ~460 s wall at load average
-~11 on 2 cores, over the ~120 s budget; on a quiet machine it is roughly a quarter.)
+~11 on 2 cores. Re-run at load average ~2-3: the same AUROCs to 4 digits, distillation
+21 s, train 29.7 / 33.1 s, test 31.7 / 20.3 images/s, the whole file 99 s.)
 
 Random-weight contrast, the same run with ``model.teacher.weights=None`` (a random PDN
 teacher): disk image AUROC 0.897, pixel AUROC 0.947, AUPRO 0.798; twill: see
