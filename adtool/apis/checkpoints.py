@@ -27,7 +27,7 @@ from adtool.fileio import atomic_path
 from adtool.models.hf.base import skip_pretrained_weights
 from adtool.registry import DATASETS, MODELS, register_all_modules
 
-_BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone")
+_BACKBONE_TYPES = ("TimmBackbone", "ViTTokenBackbone", "PDNBackbone")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -469,6 +469,11 @@ def run_category(
         }
         if train_info is not None:
             results["train"] = train_info
+        # A model may name what its numbers depend on (EfficientAD: teacher file, penalty
+        # images or their fallback, validation split).
+        info = getattr(unwrap(runner.model), "results_info", None)
+        if callable(info):
+            results["model_info"] = info()
         if checkpoint is not None:
             results["checkpoint"] = str(checkpoint)
         results = jsonable(results)

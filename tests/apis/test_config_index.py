@@ -21,6 +21,7 @@ PAPER_DEFAULTS = {
     "fastflow": "fastflow_wrn50_mvtec",
     "reverse_distillation": "reverse_distillation_wrn50_mvtec",
     "fre": "fre_r50_mvtec",
+    "efficientad": "efficientad_s_mvtec",
     "vit": "vit_base_imagefolder",
     "dfine": "dfine_hgnetv2-s_coco",
     "eomt": "eomt_vit-l_ade",

@@ -140,7 +140,12 @@ def _check_anomaly_run(config: str, work: Path, tiny_data) -> None:
 
     ckpt = torch.load(_checkpoint(work), weights_only=False, map_location="cpu")
     state = ckpt["state_dict"]
-    if cfg.train_cfg.get("max_epochs") is None:
+    if "max_iters" in cfg.train_cfg:
+        # A model trained by steps (IterBasedTrainLoop): every step ran, no validation.
+        assert on_disk["train"]["iters"] == cfg.train_cfg.max_iters
+        assert on_disk["train"]["tested"] == "last"
+        assert ckpt["optimizer"]["state"]
+    elif cfg.train_cfg.get("max_epochs") is None:
         # A fitted model: its statistics (memory bank, Gaussians, PCA) are in the
         # checkpoint, and there is no optimiser to keep.
         assert "optimizer" not in ckpt
