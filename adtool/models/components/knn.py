@@ -58,7 +58,9 @@ def faiss_available() -> bool:
     """True when the optional ``faiss-cpu`` package imports."""
     try:
         import faiss  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != "faiss":  # faiss is there but broken: say so, not "not installed"
+            raise
         return False
     return True
 
