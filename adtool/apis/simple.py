@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 
 from adtool.apis.config_index import config_root
@@ -85,7 +86,7 @@ def set_globals(
         output_dir: Work dir root: runs write ``<output_dir>/<config stem>/<category>``.
         seed: ``randomness.seed`` of every run.
         num_workers: Loader workers of every dataloader.
-        pin_memory: ``pin_memory`` of every dataloader.
+        pin_memory: ``pin_memory`` of every dataloader (when a GPU is there).
         persistent_workers: Kept workers between epochs (only with ``num_workers > 0``,
             which torch requires).
         show_globals: Print the settings as a table.
@@ -276,7 +277,8 @@ def global_options(cfg: Config) -> dict:
         else:
             workers = cfg[key].get("num_workers", 0)
         if _GLOBALS["pin_memory"] is not None:
-            options[f"{key}.pin_memory"] = _GLOBALS["pin_memory"]
+            # Pinned memory only speeds up copies to a GPU; without one torch warns per loader.
+            options[f"{key}.pin_memory"] = _GLOBALS["pin_memory"] and torch.cuda.is_available()
         if _GLOBALS["persistent_workers"] is not None or _GLOBALS["num_workers"] is not None:
             wanted = _GLOBALS["persistent_workers"]
             if wanted is None:
