@@ -465,7 +465,9 @@ def list_configs_command() -> None:
             "*" if path.stem in defaults else "",
             ", ".join(config_aliases(path)),
         )
-    console.print(table)
+    # Full names even in a narrow or piped terminal (rich would cut them with an ellipsis).
+    # (Console.print's width= can only narrow, so a wider console of its own).
+    Console(width=max(console.width, 130)).print(table)
 
 
 @app.command("print-config")

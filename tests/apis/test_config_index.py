@@ -25,6 +25,8 @@ PAPER_DEFAULTS = {
     "dfine": "dfine_hgnetv2-s_coco",
     "eomt": "eomt_vit-l_ade",
     "swin2sr": "swin2sr_x2_div2k",
+    "dfkde": "dfkde_r18_mvtec",
+    "cfa": "cfa_wrn50_mvtec",
 }
 
 

@@ -199,3 +199,60 @@ def test_every_alias_resolves_to_an_existing_config():
         assert path in configs
         assert resolve_config(alias) == path
         assert alias in config_aliases(path)
+
+
+def test_list_configs_shows_the_aliases_beside_the_stems():
+    from typer.testing import CliRunner
+
+    from adtool.cli import app
+
+    out = CliRunner().invoke(app, ["list-configs"], terminal_width=220)
+    assert out.exit_code == 0, out.output
+    rows = {
+        line.split("│")[2].strip(): line.split("│")[4].strip()
+        for line in out.output.splitlines()
+        if line.count("│") >= 5
+    }
+    assert rows["fastflow_cait_mvtec"] == "fastflow-cait"
+    assert rows["padim_wrn50_mvtec"] == "padim-wide_resnet50_2"
+    assert rows["patchcore_effnetlite0_sample"] == ""
+
+
+def test_an_alias_in_two_configs_is_refused(tmp_path, monkeypatch):
+    from adtool.errors import ConfigError
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    for name in ("toy_a_mvtec", "toy_b_mvtec"):
+        (folder / f"{name}.py").write_text('alias = ["toy-net"]\n')
+    monkeypatch.setenv("ADTOOL_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="alias 'toy-net' of toy_b_mvtec.py is taken"):
+        resolve_config("toy-net")
+
+
+def test_dataset_lists_and_all_give_one_result_per_pair(tiny_data, tmp_path):
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    for name in ("dataset_A", "dataset_B"):  # custom names: the MVTec layout found there
+        (datasets / name).symlink_to(tiny_data, target_is_directory=True)
+    set_globals(
+        dataset_dir=datasets, output_dir=tmp_path / "out", num_workers=0, show_globals=False
+    )
+    results = train(
+        ["dataset_A", "dataset_B"],
+        ["tiles", "disk"],
+        "patchcore-efficientnet_lite0",
+        img_size=64,
+        batch_size=4,
+        cfg_options=RANDOM_FIT,
+    )
+    pairs = sorted((Path(r["data_root"]).name, r["category"]) for r in results)
+    assert pairs == [
+        ("dataset_A", "disk"),
+        ("dataset_A", "tiles"),
+        ("dataset_B", "disk"),
+        ("dataset_B", "tiles"),
+    ]
+    out = tmp_path / "out" / "patchcore_effnetlite0_mvtec"
+    assert (out / "dataset_B" / "disk" / "results.json").is_file()
+    assert len(train("all", "tiles", PATCHCORE, img_size=64, cfg_options=RANDOM_FIT)) == 2
