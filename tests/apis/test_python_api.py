@@ -149,6 +149,9 @@ def test_lists_and_all_give_one_result_per_pair(tiny_data, tmp_path):
         (PATCHCORE, "disk"),
     ]
     assert (tmp_path / "m" / PATCHCORE / "disk" / "results.json").is_file()
+    # The fitted model ran at img_size: its saved config has every Resize at 64 px.
+    saved = Config.fromfile(str(tmp_path / "m" / PATCHCORE / "disk" / "config.py"))
+    assert _sizes(saved) == [("Resize", 64)] * 2
 
 
 def test_custom_dataset_name_resolves_under_dataset_dir(own_images, tmp_path):
