@@ -259,3 +259,20 @@ def test_dataset_lists_and_all_give_one_result_per_pair(tiny_data, tmp_path):
     out = tmp_path / "out" / "patchcore_effnetlite0_mvtec"
     assert (out / "dataset_B" / "disk" / "results.json").is_file()
     assert len(train("all", "tiles", PATCHCORE, img_size=64, cfg_options=RANDOM_FIT)) == 2
+
+
+def test_iteration_trained_model_runs_num_epochs_over_the_train_set(tiny_data, tmp_path):
+    result = train(
+        "sample",
+        "tiles",
+        str(_iter_config(tmp_path)),
+        data_root=tiny_data,
+        work_dir=tmp_path / "run",
+        num_epochs=2,
+        batch_size=3,
+        img_size=64,
+        cfg_options=RANDOM,
+    )
+    assert result["train"]["iters"] == 4  # 2 epochs of 6 images in batches of 3
+    saved = Config.fromfile(str(tmp_path / "run" / "tiles" / "config.py"))
+    assert saved.train_cfg.max_iters == 4 and _sizes(saved) == [("Resize", 64)] * 3
