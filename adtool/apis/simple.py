@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config
+from rich.console import Console
+from rich.table import Table
 
 from adtool.apis.config_index import config_root
 from adtool.apis.core import (
@@ -106,7 +108,9 @@ def set_globals(
     if num_workers is not None and num_workers < 0:
         raise ConfigError(f"set_globals: num_workers must be >= 0, got {num_workers}")
     _GLOBALS.update(new)
-    if backbone_dir is not None:
+    if backbone_dir is None:
+        _restore_env()  # every setting is set by the call: None = back to the environment's
+    else:
         if not _ENV_BEFORE:
             _ENV_BEFORE.append(os.environ.get(_ENV_BACKBONE))
         os.environ[_ENV_BACKBONE] = str(backbone_dir)
@@ -124,6 +128,11 @@ def reset_globals() -> None:
     """Back to every config's own settings (and ``$ADTOOL_BACKBONE_DIR`` as it was)."""
     _GLOBALS.clear()
     _GLOBALS.update(_UNSET)
+    _restore_env()
+
+
+def _restore_env() -> None:
+    """``$ADTOOL_BACKBONE_DIR`` as it was before set_globals changed it."""
     if _ENV_BEFORE:
         before = _ENV_BEFORE.pop()
         if before is None:
@@ -133,9 +142,6 @@ def reset_globals() -> None:
 
 
 def _show(settings: Mapping) -> None:
-    from rich.console import Console  # a display dependency, only needed to print
-    from rich.table import Table
-
     table = Table(title="adtool globals")
     table.add_column("setting")
     table.add_column("value")
