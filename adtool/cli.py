@@ -443,7 +443,7 @@ def _print_infer_summary(rows: list[dict], out_dir: Path) -> None:
 @app.command("list-configs")
 def list_configs_command() -> None:
     """List every model config."""
-    from adtool.apis.config_index import default_config, list_configs
+    from adtool.apis.config_index import config_aliases, default_config, list_configs
 
     defaults = set()
     for folder in sorted({p.parent.name for p in list_configs()}):
@@ -457,9 +457,17 @@ def list_configs_command() -> None:
     table.add_column("model")
     table.add_column("config")
     table.add_column("default", justify="center")
+    table.add_column("alias (original name)")
     for path in list_configs():
-        table.add_row(path.parent.name, path.stem, "*" if path.stem in defaults else "")
-    console.print(table)
+        table.add_row(
+            path.parent.name,
+            path.stem,
+            "*" if path.stem in defaults else "",
+            ", ".join(config_aliases(path)),
+        )
+    # Full names even in a narrow or piped terminal (rich would cut them with an ellipsis).
+    # (Console.print's width= can only narrow, so a wider console of its own).
+    Console(width=max(console.width, 130)).print(table)
 
 
 @app.command("print-config")

@@ -21,6 +21,11 @@ from adtool.errors import ConfigError
 # from the default one is not a default itself.
 DEFAULT_MARKER = "default"
 
+# The marker for the original framework's names of a config: a top-level
+# ``alias = ["fastflow-cait"]`` line, read from the file's own source like the default marker
+# (a config inheriting from an aliased one does not take its names).
+ALIAS_MARKER = "alias"
+
 # Every task a config's top-level ``task`` may name; ``'anomaly'`` when unset.
 TASKS = ("anomaly", "classification", "detection", "segmentation", "super_resolution")
 
@@ -73,6 +78,53 @@ def _marked_default(path: Path, mtime: float) -> bool:
     return False
 
 
+@lru_cache(maxsize=512)
+def _marked_aliases(path: Path, mtime: float) -> tuple[str, ...]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if isinstance(node, ast.Assign) and ALIAS_MARKER in names:
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                value = None
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(
+                    f"{path}: `alias` must be a list of names, e.g. alias = ['padim']"
+                )
+            return tuple(v.lower() for v in value)
+    return ()
+
+
+def config_aliases(path: str | os.PathLike) -> tuple[str, ...]:
+    """The original framework's names the config file itself declares (``alias = [...]``)."""
+    path = Path(path)
+    return _marked_aliases(path, path.stat().st_mtime)
+
+
+def alias_index() -> dict[str, Path]:
+    """Every declared alias -> its config.
+
+    Raises:
+        ConfigError: when two configs declare the same alias, or an alias is a config stem.
+    """
+    found: dict[str, Path] = {}
+    configs = list_configs()
+    stems = {p.stem for p in configs}
+    for path in configs:
+        for alias in config_aliases(path):
+            if alias in found or alias in stems:
+                other = found.get(alias, alias)
+                raise ConfigError(
+                    f"alias '{alias}' of {path.name} is taken by {getattr(other, 'name', other)};"
+                    " keep each alias in one config"
+                )
+            found[alias] = path
+    return found
+
+
 def is_default_config(path: str | os.PathLike) -> bool:
     """True when the config file itself sets ``default = True`` at top level."""
     path = Path(path)
@@ -113,7 +165,8 @@ def resolve_config(name: str | os.PathLike) -> Path:
     """A config path from a path, a config stem or a short model name.
 
     ``'configs/patchcore/patchcore_r18_mvtec.py'``, ``'patchcore_r18_mvtec'`` and
-    ``'patchcore'`` (the model's default config, see :func:`default_config`) all resolve.
+    ``'patchcore'`` (the model's default config, see :func:`default_config`) all resolve,
+    and so do the original framework's names (``'fastflow-cait'``, see :func:`alias_index`).
     """
     path = Path(name)
     if path.suffix == ".py":
@@ -128,8 +181,11 @@ def resolve_config(name: str | os.PathLike) -> Path:
         found = default_config(key)
         if found is not None:
             return found
+    aliases = alias_index()
+    if key in aliases:
+        return aliases[key]
     models = {p.parent.name for p in by_stem.values()}
-    choices = sorted(set(by_stem) | models)
+    choices = sorted(set(by_stem) | models | set(aliases))
     close = difflib.get_close_matches(key, choices, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "`adtool list-configs` lists them"
     raise ConfigError(f"no config named '{name}'; {hint}")

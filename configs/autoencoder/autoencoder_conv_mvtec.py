@@ -4,6 +4,7 @@
 # squared error, image score = map maximum. configs/autoencoder/README.md lists the choices.
 # The paper's setting: the short model name (`adtool train autoencoder`) resolves here.
 default = True
+alias = ["autoencoder"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 model = dict(

@@ -2,4 +2,7 @@
 # paper's smaller backbone; otherwise as cfa_wrn50_mvtec.py.
 _base_ = "./cfa_wrn50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["cfa-resnet18"]
+
 model = dict(backbone=dict(arch="resnet18.tv_in1k"))

@@ -7,6 +7,8 @@
 # blurred with sigma 4; 256 px resized and centre-cropped to 224 (the official code).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["cfa-wide_resnet50_2"]
 _base_ = ["../_base_/datasets/mvtec_crop224.py", "../_base_/schedules/train.py"]
 
 model = dict(

@@ -6,6 +6,7 @@
 # image batch (32) comes from the dataset base config.
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+alias = ["cflow-wide_resnet50_2"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 image_size = 256

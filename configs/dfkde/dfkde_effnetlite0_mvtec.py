@@ -3,6 +3,9 @@
 # counterpart of ResNet-18 layer4), 256 px, otherwise as dfkde_r18_mvtec.py.
 _base_ = "./dfkde_r18_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["dfkde-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0"),

@@ -4,6 +4,8 @@
 # anomalib's logistic. 256 px, no crop. Image scores only (results: pixel null).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["dfkde-resnet18"]
 _base_ = [
     "../_base_/datasets/mvtec.py",
     "../_base_/default_runtime.py",

@@ -4,6 +4,9 @@
 # pooled by 4 -> 4 x 4 grid, 1792-d image vectors.
 _base_ = "./dfm_r50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["dfm-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0"),

@@ -5,6 +5,8 @@
 # give 14 x 14, whose last 2 rows and columns the pooling would drop (AvgPoolNeck refuses).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["dfm-resnet50"]
 _base_ = [
     "../_base_/datasets/mvtec.py",
     "../_base_/default_runtime.py",

@@ -2,6 +2,7 @@
 # EfficientAD-S (efficientad_s_mvtec.py). Teacher: backbones/pdn_medium_effnetlite0.pth
 # (`python tools/distill_teacher.py IMAGE_DIR --size medium`).
 _base_ = "./efficientad_s_mvtec.py"
+alias = ["efficientad-medium"]
 
 model = dict(teacher=dict(size="medium"))
 

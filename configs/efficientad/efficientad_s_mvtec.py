@@ -8,6 +8,7 @@
 # when absent the penalty is off and the log and results.json's model_info say so).
 # The paper's setting: the short model name (`adtool train efficientad`) resolves here.
 default = True
+alias = ["efficientad-small"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/default_runtime.py"]
 
 model = dict(

@@ -3,6 +3,9 @@
 # CaiT's own final norm, a 768 x 28 x 28 map; 20 flow steps, hidden ratio 0.16.
 _base_ = "./fastflow_deit_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fastflow-cait"]
+
 image_size = 448
 
 model = dict(

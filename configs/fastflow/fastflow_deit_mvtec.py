@@ -3,6 +3,9 @@
 # a 768 x 24 x 24 map; 20 flow steps alternating 3x3 and 1x1, hidden ratio 0.16.
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fastflow-deit"]
+
 image_size = 384
 
 model = dict(

@@ -3,6 +3,9 @@
 # 4, 8, 16, the strides of ResNet layers 1-3), otherwise the WideResNet-50 setting.
 _base_ = "./fastflow_wrn50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fastflow-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0", out_indices=(1, 2, 3)),

@@ -4,6 +4,8 @@
 # 500 epochs (validated every 10 epochs, as the official code evaluates).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fastflow-wide_resnet50_2"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 image_size = 256

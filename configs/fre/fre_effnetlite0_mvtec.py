@@ -4,6 +4,9 @@
 # vectors into the same 220-d tied linear autoencoder; the paper's training otherwise.
 _base_ = "./fre_r50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fre-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0"),

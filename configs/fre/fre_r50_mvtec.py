@@ -6,6 +6,8 @@
 # 1024 x 8 x 8 = 65536, the paper's input_dim).
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["fre-resnet50"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 model = dict(

@@ -5,6 +5,7 @@
 # Image scores only (pixel: null).
 # The paper's setting: the short model name (`adtool train ganomaly`) resolves here.
 default = True
+alias = ["ganomaly"]
 _base_ = ["../_base_/datasets/mvtec.py", "../_base_/schedules/train.py"]
 
 model = dict(

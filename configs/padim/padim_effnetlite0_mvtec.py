@@ -3,6 +3,9 @@
 # 4/8/16) -> 100 random channels, 256 px, no crop (64 x 64 positions).
 _base_ = "./padim_r18_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["padim-efficientnet_lite0"]
+
 image_size = 256
 
 model = dict(

@@ -8,6 +8,9 @@ _base_ = [
     "../_base_/schedules/fit.py",
 ]
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["padim-resnet18"]
+
 model = dict(
     type="PaDiM",
     data_preprocessor=dict(

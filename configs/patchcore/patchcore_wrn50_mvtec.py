@@ -3,6 +3,8 @@
 # projection), 9-NN reweighting, 256 px resized and centre-cropped to 224, blur sigma 4.
 # The paper's setting: the short model name (`adtool train <model>`) resolves here.
 default = True
+# The original framework's name for this configuration (docs/api.md).
+alias = ["patchcore-wide_resnet50_2"]
 _base_ = [
     "../_base_/datasets/mvtec_crop224.py",
     "../_base_/default_runtime.py",

@@ -5,6 +5,9 @@
 # decoder's stages end without the ReLU that ResNet-shaped features call for.
 _base_ = "./reverse_distillation_wrn50_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["reverse_distillation-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     backbone=dict(arch="tf_efficientnet_lite0"),

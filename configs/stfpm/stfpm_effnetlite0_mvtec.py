@@ -3,6 +3,9 @@
 # (24/40/112 channels, strides 4/8/16, like ResNet-18's layers 1-3), 256 px.
 _base_ = "./stfpm_r18_mvtec.py"
 
+# The original framework's name for this configuration (docs/api.md).
+alias = ["stfpm-efficientnet_lite0"]
+
 model = dict(
     data_preprocessor=dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5]),
     teacher=dict(arch="tf_efficientnet_lite0"),
