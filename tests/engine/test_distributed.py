@@ -55,9 +55,10 @@ STFPM_OPTIONS = {
 }
 # Per-rank batch = half the one-process batch, so each step averages the same 4 images.
 # The mean of two per-rank means differs from the mean of four by float rounding only
-# (~1e-7 relative), carried through 6 SGD steps: measured 7e-7 on the weights, 4e-7 on
-# pixel AUROC; the bounds leave a factor of ~10 to 100.
-STFPM_WEIGHT_ATOL = 1e-5
+# (~1e-7 relative), carried through 6 SGD steps: measured 7e-7 on the weights with
+# loss_weight=1.0 and 1.2e-5 with the paper's loss_weight=2.0 (twice the step, lr 0.4),
+# 4e-7 on pixel AUROC; the bounds leave a factor of ~8 to 100.
+STFPM_WEIGHT_ATOL = 1e-4
 STFPM_METRIC_ATOL = 1e-4
 
 
