@@ -19,6 +19,27 @@ def _registries():
     register_all_modules()
 
 
+@pytest.fixture
+def warning_lines():
+    """Warning lines logged to mmengine's current logger during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    lines: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                lines.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = _Collect()
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """Two sample categories at 64 px: 6 train, 3 good + 2 per defect type in test."""

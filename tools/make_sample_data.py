@@ -8,6 +8,10 @@ Example::
     # generated sets for the HuggingFace task configs (counts: the generator's defaults)
     python tools/make_sample_data.py --task classification --out data/hf_cls
     python tools/make_sample_data.py --task detection --out data/hf_coco --n-train 300 --n-val 60
+    # real images shipped with scikit-learn (offline): handwritten digits (classification,
+    # detection and segmentation scenes) and two photographs (super-resolution tiles)
+    python tools/make_sample_data.py --task classification --real-digits --out data/digits
+    python tools/make_sample_data.py --task super_resolution --real --out data/sr_photos
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ except ImportError:  # run from a checkout without `pip install -e .`
     )
 
 
+# task -> (writer of real scikit-learn images in adtool.datasets.hf, its count keywords)
+HF_REAL_WRITERS = {
+    "classification": ("make_digits_classification_dataset", ()),
+    "detection": ("make_digits_detection_dataset", ("n_train", "n_val")),
+    "segmentation": ("make_digits_segmentation_dataset", ("n_train", "n_val")),
+    "super_resolution": ("make_photo_sr_dataset", ()),
+}
 # task -> (generator in adtool.datasets.hf, its (train count, val count) keywords)
 HF_GENERATORS = {
     "classification": ("make_classification_dataset", ("n_train_per_class", "n_val_per_class")),
@@ -51,6 +62,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="anomaly",
         choices=["anomaly", *HF_GENERATORS],
         help="anomaly (default: the MVTec-layout sample data) or a HuggingFace task's set",
+    )
+    parser.add_argument(
+        "--real",
+        "--real-digits",
+        dest="real",
+        action="store_true",
+        help="HF tasks: real images that ship with scikit-learn instead of generated ones: "
+        "its 1797 handwritten digits (classification: an 80/20 ImageFolder split; detection "
+        "and segmentation: scenes of 1-3 enlarged digits) or, for super_resolution, tiles of "
+        "its two photographs",
     )
     parser.add_argument(
         "--n-val",
@@ -88,15 +109,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _make_task_data(args: argparse.Namespace) -> int:
     from adtool.datasets import hf
 
-    name, (train_key, val_key) = HF_GENERATORS[args.task]
+    name, keys = (HF_REAL_WRITERS if args.real else HF_GENERATORS)[args.task]
+    if args.real and not keys and (args.n_train is not None or args.n_val is not None):
+        print(
+            f"error: real {args.task} data has fixed counts; drop --n-train/--n-val",
+            file=sys.stderr,
+        )
+        return 2
     kwargs = {"seed": args.seed}
-    if args.n_train is not None:
-        kwargs[train_key] = args.n_train
-    if args.n_val is not None:
-        kwargs[val_key] = args.n_val
+    for key, value in zip(keys, (args.n_train, args.n_val)):
+        if value is not None:
+            kwargs[key] = value
     start = time.perf_counter()
     root = getattr(hf, name)(args.out, **kwargs)
-    print(f"wrote {args.task} data to {root} in {time.perf_counter() - start:.1f} s")
+    kind = "real" if args.real else "generated"
+    print(f"wrote {kind} {args.task} data to {root} in {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -104,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.task != "anomaly":
         return _make_task_data(args)
+    if args.real:
+        print(
+            "error: --real writes HF task data; add --task classification (or detection, "
+            "segmentation, super_resolution)",
+            file=sys.stderr,
+        )
+        return 2
     if args.n_train is None:
         args.n_train = 40
     if args.hard and args.categories is not None:

@@ -64,6 +64,7 @@ param_scheduler = [
 # The tiny config's random-init D-FINE at its 128 px instead of the local pretrained folder.
 tiny_overrides = {
     "model.pretrained": None,
+    "model.num_classes": None,  # read from the generated data's categories
     "model.hf_config": {{_base_.model.hf_config}},
     "model.image_processor.size": dict(height={{_base_.image_size}}, width={{_base_.image_size}}),
     "train_dataloader.dataset.pipeline.1.size": {{_base_.image_size}},

@@ -3,7 +3,7 @@
 # data <data_root>/{train,val}/ + annotations/{train,val}.json, 128 px inputs.
 # The generated 3-class set (rectangle, ellipse, triangle):
 #   python tools/make_sample_data.py --task detection --out data/hf_coco --n-train 300 --n-val 60
-# Another dataset: --data-root DIR --cfg-options model.num_classes=K (K categories).
+# Another dataset: --data-root DIR; num_classes is the number of categories in its JSON.
 _base_ = ["../_base_/schedules/hf.py"]
 
 task = "detection"
@@ -12,7 +12,7 @@ image_size = 128
 
 model = dict(
     type="DFineDetector",
-    num_classes=3,
+    num_classes=None,  # the number of categories in annotations/train.json
     hf_config=dict(
         backbone_config=dict(
             model_type="hgnet_v2",

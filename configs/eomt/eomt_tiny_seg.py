@@ -3,7 +3,8 @@
 # data <data_root>/{train,val}/ + masks/{train,val}/ (same names, 255 = ignore), 64 px.
 # The generated 4-class set (background, rectangle, ellipse, triangle):
 #   python tools/make_sample_data.py --task segmentation --out data/hf_seg --n-train 300 --n-val 60
-# Another dataset: --data-root DIR --cfg-options model.num_classes=K (classes.txt lists K).
+# Another dataset: --data-root DIR; num_classes is the number of names in its classes.txt
+# (without one, class_<id> for the ids found in its training masks, with a warning).
 _base_ = ["../_base_/schedules/hf.py"]
 
 task = "segmentation"
@@ -12,7 +13,7 @@ image_size = 64
 
 model = dict(
     type="EomtSegmenter",
-    num_classes=4,
+    num_classes=None,  # from classes.txt, else the ids in the training masks
     hf_config=dict(
         image_size=image_size,
         patch_size=8,

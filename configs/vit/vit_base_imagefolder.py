@@ -13,6 +13,7 @@ model = dict(
     num_classes=None,  # the number of class folders under <data_root>/train
     pretrained="backbones/hf/vit-base-patch16-224",
     hf_config=None,
+    label_smoothing=0.0,
 )
 
 train_pipeline = [

@@ -51,6 +51,7 @@ def detector() -> DFineDetector:
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(TINY))
+    cfg.model.num_classes = 3  # a run reads it from the data's categories
     torch.manual_seed(0)
     return MODELS.build(cfg.model).eval()
 

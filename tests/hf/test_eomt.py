@@ -46,8 +46,10 @@ def seg_root(tmp_path_factory) -> Path:
 def segmenter() -> EomtSegmenter:
     from mmengine.config import Config
 
+    cfg = Config.fromfile(str(TINY))
+    cfg.model.num_classes = 4  # a run reads it from the data's classes.txt
     torch.manual_seed(0)
-    return MODELS.build(Config.fromfile(str(TINY)).model).eval()
+    return MODELS.build(cfg.model).eval()
 
 
 # ---------------------------------------------------------------------------- data
@@ -80,7 +82,7 @@ def test_masks_are_read_with_their_ignore_index(tmp_path):
 
 def test_seg_errors_name_the_fix(tmp_path):
     _png(tmp_path / "train" / "a.png", np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(ConfigError, match="classes.txt"):
+    with pytest.raises(DataError, match="found no class ids .*classes.txt"):
         SegMasks(tmp_path, split="train")
     (tmp_path / "classes.txt").write_text("bg\nfg\n")
     with pytest.raises(DataError, match="no mask in .*a.png"):
@@ -90,6 +92,30 @@ def test_seg_errors_name_the_fix(tmp_path):
     assert ds.metainfo["classes"] == ("bg", "fg")
     with pytest.raises(DataError, match="mode RGB"):
         ds[0]
+
+
+def test_classes_are_named_from_the_mask_ids_when_none_are_given(tmp_path, warning_lines):
+    """No classes=() and no classes.txt: ids 0..max found in the training masks become
+    class_<id> (an id missing in between keeps its place), with one warning line."""
+    for name, ids in (("a", (0, 2)), ("b", (0, 5, 255))):
+        mask = np.zeros((4, 4), np.uint8)
+        mask[0, : len(ids)] = ids
+        _png(tmp_path / "train" / f"{name}.png", np.zeros((4, 4, 3), np.uint8))
+        _png(tmp_path / "masks" / "train" / f"{name}.png", mask)
+    ds = SegMasks(tmp_path, split="train")
+    SegMasks(tmp_path, split="train", classes=None)
+    assert ds.metainfo["classes"] == tuple(f"class_{i}" for i in range(6))
+    warnings = [line for line in warning_lines if "class_0.." in line]
+    assert len(warnings) == 1 and "ids [0, 2, 5], named class_0..class_5" in warnings[0]
+    # The model's num_classes comes from the same names; a checkpoint's classes win.
+    assert SegMasks.model_settings({"data_root": str(tmp_path)}) == {"num_classes": 6}
+    assert SegMasks.model_settings({"data_root": str(tmp_path)}, {"classes": ("a", "b")}) == {
+        "num_classes": 2
+    }
+    # An RGB mask cannot hold class ids: named, not guessed.
+    _png(tmp_path / "masks" / "train" / "b.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(DataError, match="b.png has mode RGB"):
+        SegMasks(tmp_path / ".", split="train")
 
 
 def test_generated_masks_and_classes(seg_root):

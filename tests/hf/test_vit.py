@@ -107,12 +107,16 @@ def _tiny_model(num_classes=4):
 def test_wrapper_loss_is_cross_entropy_and_predict_is_softmax():
     torch.manual_seed(0)
     model = _tiny_model()
-    x = torch.rand(3, 3, 64, 64)
+    x = torch.rand(3, 3, 32, 32)
     samples = [BaseDataElement(gt_label=i) for i in (0, 2, 3)]
     logits = model(x, mode="tensor").logits
     loss = model(x, samples, mode="loss")["loss"]
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2, 3]))
+    labels = torch.tensor([0, 2, 3])
+    # The tiny recipe smooths the labels by 0.1: its loss is not the plain cross-entropy.
+    assert model.label_smoothing == 0.1
+    expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
     assert torch.allclose(loss, expected)
+    assert not torch.allclose(loss, torch.nn.functional.cross_entropy(logits, labels))
     preds = model(x, mode="predict")
     for p, row in zip(preds, logits.softmax(1)):
         assert torch.allclose(p.pred_scores, row, atol=1e-6)

@@ -9,6 +9,13 @@ from .det_seg_transforms import (
     ResizeWithTargets,
 )
 from .image_folder import ImageFolderCls
+from .real_data import (
+    DIGIT_CLASSES,
+    make_digits_classification_dataset,
+    make_digits_detection_dataset,
+    make_digits_segmentation_dataset,
+    make_photo_sr_dataset,
+)
 from .seg_masks import SegMasks
 from .sr_pairs import SRPairs
 from .synthetic import CLS_CLASSES, make_classification_dataset, make_sr_dataset
@@ -25,6 +32,7 @@ from .transforms import (
 __all__ = [
     "CLS_CLASSES",
     "CocoDetection",
+    "DIGIT_CLASSES",
     "ImageFolderCls",
     "LoadSRPair",
     "LoadSegMask",
@@ -41,6 +49,10 @@ __all__ = [
     "bicubic_downscale",
     "make_classification_dataset",
     "make_coco_detection_dataset",
+    "make_digits_classification_dataset",
+    "make_digits_detection_dataset",
+    "make_digits_segmentation_dataset",
+    "make_photo_sr_dataset",
     "make_segmentation_dataset",
     "make_sr_dataset",
 ]

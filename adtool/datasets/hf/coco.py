@@ -150,6 +150,23 @@ class CocoDetection(BaseDataset):
         )
 
     @classmethod
+    def model_settings(cls, dataset_cfg: dict, metainfo: dict | None = None) -> dict:
+        """``num_classes``: the categories of ``metainfo`` (a checkpoint's), else of the
+        split's annotation JSON.
+
+        Args:
+            dataset_cfg: This dataset's config dict (``data_root``, ``split``, ``ann_file``).
+            metainfo: A trained model's ``dataset_meta``. Defaults to None.
+        """
+        classes = (metainfo or {}).get("classes")
+        if classes:
+            return {"num_classes": len(classes)}
+        root = Path(dataset_cfg.get("data_root", "."))
+        split = dataset_cfg.get("split", "train")
+        coco = read_coco(root / (dataset_cfg.get("ann_file") or f"annotations/{split}.json"))
+        return {"num_classes": len(coco["categories"])}
+
+    @classmethod
     def _load_metainfo(cls, metainfo: dict | None = None) -> dict:
         # mmengine's version tries to open every string value as a meta file.
         return {**copy.deepcopy(cls.METAINFO), **(dict(metainfo) if metainfo else {})}

@@ -28,14 +28,13 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from adtool.datasets.hf.seg_masks import IGNORE_INDEX
 from adtool.fileio import atomic_write_bytes, atomic_write_text
 
 #: Object classes of the generated data, in label order (COCO category id = label + 1).
 DET_CLASSES = ("rectangle", "ellipse", "triangle")
 #: Segmentation classes: label 0 is the background.
 SEG_CLASSES = ("background", *DET_CLASSES)
-#: Label of pixels that no metric or loss counts.
-IGNORE_INDEX = 255
 
 # Hue range (degrees) per class: distinct colours make the tiny models learn quickly.
 _HUES = {"rectangle": (345.0, 375.0), "ellipse": (95.0, 145.0), "triangle": (200.0, 245.0)}

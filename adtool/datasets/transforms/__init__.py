@@ -7,6 +7,7 @@ from .processing import (
     CenterCrop,
     RandomHorizontalFlip,
     RandomRotation,
+    RandomShift,
     RandomVerticalFlip,
     Resize,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "PerlinAnomalyMask",
     "RandomHorizontalFlip",
     "RandomRotation",
+    "RandomShift",
     "RandomVerticalFlip",
     "Resize",
     "image_to_rgb",

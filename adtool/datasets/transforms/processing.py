@@ -185,3 +185,47 @@ class RandomRotation:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(degrees={self.degrees}, fill={self.fill})"
+
+
+@TRANSFORMS.register_module()
+class RandomShift:
+    """Translate by a uniform random whole-pixel offset, keeping the size.
+
+    The image is padded by ``max_shift`` on every side with ``fill`` and a window of the
+    original size is cut at a random offset: the small-image augmentation of the CIFAR
+    recipes ("random crop with padding"), which moves content without mirroring it, so it
+    suits data whose orientation carries the label (digits, text, aligned parts).
+
+    Args:
+        max_shift: Largest offset in pixels along each axis; an int, or (dy, dx).
+        fill: Grey value of uncovered image pixels. Defaults to 0.
+    """
+
+    def __init__(self, max_shift: int | Sequence[int], fill: int = 0) -> None:
+        shift = (max_shift, max_shift) if isinstance(max_shift, int) else tuple(max_shift)
+        if len(shift) != 2 or min(shift) < 0:
+            raise ConfigError(
+                f"RandomShift max_shift must be an int >= 0 or (dy, dx), got {max_shift!r}"
+            )
+        self.max_shift = (int(shift[0]), int(shift[1]))
+        self.fill = int(fill)
+
+    def __call__(self, results: dict) -> dict:
+        sy, sx = self.max_shift
+        dy = int(np.random.randint(-sy, sy + 1)) if sy else 0
+        dx = int(np.random.randint(-sx, sx + 1)) if sx else 0
+        if dy == 0 and dx == 0:
+            return results
+
+        def shift(arr: np.ndarray, fill: int) -> np.ndarray:
+            h, w = arr.shape[:2]
+            out = np.full_like(arr, fill)
+            out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = arr[
+                max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+            ]
+            return out
+
+        return _apply(results, lambda a: shift(a, self.fill), lambda m: shift(m, 0))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_shift={self.max_shift}, fill={self.fill})"

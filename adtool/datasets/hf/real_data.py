@@ -1,0 +1,260 @@
+"""Real images that ship offline with scikit-learn, written as data for the HF tasks.
+
+``sklearn.datasets.load_digits`` holds 1797 real handwritten digits (8x8 px, 17 grey
+levels, 10 classes; the UCI "Optical Recognition of Handwritten Digits" set) and
+``load_sample_images`` two real photographs (``china.jpg``, ``flower.jpg``, 427x640),
+inside the scikit-learn package: every machine with adtool's requirements writes the same
+real datasets without a download.
+
+- :func:`make_digits_classification_dataset`: ``<root>/{train,val}/<digit>/*.png``
+  (ImageFolder, a stratified 80/20 split), the images at their native 8x8 size.
+- :func:`make_digits_detection_dataset` and :func:`make_digits_segmentation_dataset`:
+  scenes of 1-3 real digits, each enlarged 3-5x, on a blank canvas (train scenes from the
+  training digits, val scenes from the held-out ones), in the COCO and the mask layouts of
+  :mod:`adtool.datasets.hf.synthetic_det_seg`; the boxes and masks come from the digits' ink.
+- :func:`make_photo_sr_dataset`: ``<root>/{train,val}/HR/*.png`` tiles of the two photos
+  (train: china, val: flower), low-resolution inputs made by bicubic downscaling.
+
+Writing is deterministic for a seed: the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from adtool.datasets.hf.seg_masks import IGNORE_INDEX
+from adtool.fileio import atomic_write_bytes, atomic_write_text
+
+#: Class folder names, in label order.
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+
+def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``(N, 8, 8)`` uint8 images (0 = paper, 255 = ink) and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    return images, digits.target.astype(np.int64)
+
+
+def split_digits(
+    labels: np.ndarray, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified train / val split of the digits (sorted within each split)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    from sklearn.model_selection import train_test_split
+
+    train, val = train_test_split(
+        np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
+    )
+    return np.sort(train), np.sort(val)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_digits_classification_dataset(
+    root: str | os.PathLike, val_fraction: float = 0.2, seed: int = 0
+) -> Path:
+    """Write the real digits as an ImageFolder dataset under ``root``.
+
+    Files are ``<root>/{train,val}/<digit>/<index>.png`` (8x8 grey PNGs, ``<index>`` the
+    sample's index in ``load_digits``): 1437 train and 360 val images with the default
+    split, every class in both.
+
+    Args:
+        root: Output folder.
+        val_fraction: Share of each class held out for ``val``. Defaults to 0.2.
+        seed: Seed of the stratified split. Defaults to 0.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    root = Path(root)
+    images, labels = load_digit_images()
+    for split, indices in zip(("train", "val"), split_digits(labels, val_fraction, seed)):
+        for index in indices:
+            path = root / split / DIGIT_CLASSES[labels[index]] / f"{index:04d}.png"
+            atomic_write_bytes(path, _png_bytes(images[index]))
+    return root
+
+
+# Ink levels (0..255) of an enlarged digit: above INK a pixel belongs to the digit, below
+# PAPER to the background; the blurred rim between is ignored by segmentation.
+_INK, _PAPER = 96, 32
+
+
+def _place(rng: np.random.Generator, sides: list[int], size: int) -> list[tuple[int, int, int]]:
+    """``(top, left, side)`` of squares of ``sides`` that do not overlap (a square that
+    finds no free place in 50 tries is dropped)."""
+    placed: list[tuple[int, int, int]] = []
+    for side in sides:
+        for _ in range(50):
+            y, x = (int(v) for v in rng.integers(0, size - side + 1, 2))
+            if all(
+                y + side <= py or py + ps <= y or x + side <= px or px + ps <= x
+                for py, px, ps in placed
+            ):
+                placed.append((y, x, side))
+                break
+    return placed
+
+
+def digit_scene(
+    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, size: int = 64
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
+    """One scene of 1-3 real digits drawn from ``images``.
+
+    Returns:
+        ``(image (size, size, 3) uint8, ink (size, size) uint8, objects)``; ``objects``
+        holds ``(digit, (x1, y1, x2, y2))`` per placed digit, the box the extent of its
+        ink (pixels >= 32 of 255), and ``ink`` the placed digits' grey levels.
+    """
+    count = int(rng.integers(1, 4))
+    sides = [8 * int(s) for s in rng.integers(3, 6, count)]
+    ink = np.zeros((size, size), np.uint8)
+    objects = []
+    for y, x, side in _place(rng, sides, size):
+        index = int(rng.integers(len(images)))
+        big = np.asarray(Image.fromarray(images[index]).resize((side, side), Image.BILINEAR))
+        region = ink[y : y + side, x : x + side]
+        np.maximum(region, big, out=region)
+        ys, xs = np.nonzero(big >= _PAPER)
+        box = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
+        objects.append((int(labels[index]), box))
+    # Dark ink on light paper with a little sensor noise, as a scanned page.
+    paper = 235.0 - ink.astype(np.float32) * (200.0 / 255.0) + rng.normal(0, 4, (size, size))
+    image = np.repeat(paper.clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return image, ink, objects
+
+
+def _digit_scenes(split: str, n: int, size: int, seed: int):
+    images, labels = load_digit_images()
+    indices = split_digits(labels, seed=seed)[0 if split == "train" else 1]
+    for k in range(n):
+        rng = np.random.default_rng([seed, 0 if split == "train" else 1, k])
+        yield f"{k:06d}.png", *digit_scene(rng, images[indices], labels[indices], size)
+
+
+def make_digits_detection_dataset(
+    root: str | os.PathLike, n_train: int = 300, n_val: int = 60, size: int = 64, seed: int = 0
+) -> Path:
+    """Write real-digit scenes as COCO detection data (categories ``0``..``9``, ids 1..10).
+
+    Args:
+        root: Output folder; ``{train,val}/`` and ``annotations/{train,val}.json``.
+        n_train: Training scenes. Defaults to 300.
+        n_val: Validation scenes. Defaults to 60.
+        size: Scene side in pixels (>= 40). Defaults to 64.
+        seed: Seed of the digit split and the scenes. Defaults to 0.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    _check_scene_args(n_train, n_val, size)
+    root = Path(root)
+    categories = [{"id": d + 1, "name": name} for d, name in enumerate(DIGIT_CLASSES)]
+    for split, n in (("train", n_train), ("val", n_val)):
+        coco = {"images": [], "annotations": [], "categories": categories}
+        for image_id, (name, image, _, objects) in enumerate(_digit_scenes(split, n, size, seed)):
+            atomic_write_bytes(root / split / name, _png_bytes(image))
+            coco["images"].append(
+                {"id": image_id, "file_name": name, "width": size, "height": size}
+            )
+            for digit, (x1, y1, x2, y2) in objects:
+                coco["annotations"].append(
+                    {
+                        "id": len(coco["annotations"]),
+                        "image_id": image_id,
+                        "category_id": digit + 1,
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "area": (x2 - x1) * (y2 - y1),
+                        "iscrowd": 0,
+                    }
+                )
+        atomic_write_text(root / "annotations" / f"{split}.json", json.dumps(coco))
+    return root
+
+
+def make_digits_segmentation_dataset(
+    root: str | os.PathLike, n_train: int = 300, n_val: int = 60, size: int = 64, seed: int = 0
+) -> Path:
+    """Write real-digit scenes as semantic segmentation data.
+
+    Masks: 0 = paper, 1 + d = ink of digit d, 255 (ignored) on the blurred rim between ink
+    and paper; ``classes.txt`` lists ``background, 0, ..., 9``.
+
+    Args:
+        root: Output folder; ``{train,val}/``, ``masks/{train,val}/`` and ``classes.txt``.
+        n_train: Training scenes. Defaults to 300.
+        n_val: Validation scenes. Defaults to 60.
+        size: Scene side in pixels (>= 40). Defaults to 64.
+        seed: Seed of the digit split and the scenes. Defaults to 0.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    _check_scene_args(n_train, n_val, size)
+    root = Path(root)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for name, image, ink, objects in _digit_scenes(split, n, size, seed):
+            mask = np.zeros((size, size), np.uint8)
+            for digit, (x1, y1, x2, y2) in objects:
+                window = ink[y1:y2, x1:x2]
+                target = mask[y1:y2, x1:x2]
+                target[window >= _PAPER] = IGNORE_INDEX
+                target[window >= _INK] = digit + 1
+            atomic_write_bytes(root / split / name, _png_bytes(image))
+            atomic_write_bytes(root / "masks" / split / name, _png_bytes(mask))
+    atomic_write_text(root / "classes.txt", "\n".join(("background", *DIGIT_CLASSES)) + "\n")
+    return root
+
+
+def _check_scene_args(n_train: int, n_val: int, size: int) -> None:
+    if n_train < 1 or n_val < 1 or size < 40:
+        raise ValueError(f"need n_train, n_val >= 1 and size >= 40, got {n_train}, {n_val}, {size}")
+
+
+def make_photo_sr_dataset(root: str | os.PathLike, size: int = 64, seed: int = 0) -> Path:
+    """Write non-overlapping ``size`` px tiles of scikit-learn's two photos as SR data.
+
+    ``train/HR/`` holds the tiles of ``china.jpg`` and ``val/HR/`` those of ``flower.jpg``
+    (60 each at 64 px), so the model is tested on a photo it never saw; ``SRPairs`` makes
+    the low-resolution inputs by bicubic downscaling.
+
+    Args:
+        root: Output folder.
+        size: Tile side in pixels. Defaults to 64.
+        seed: Unused (the tiles are fixed); kept for the writers' common signature.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    del seed
+    if size < 16:
+        raise ValueError(f"size must be >= 16, got {size}")
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images()
+    by_name = {Path(f).name: img for f, img in zip(photos.filenames, photos.images)}
+    root = Path(root)
+    for split, name in (("train", "china.jpg"), ("val", "flower.jpg")):
+        photo = by_name[name]
+        rows, cols = photo.shape[0] // size, photo.shape[1] // size
+        for r in range(rows):
+            for c in range(cols):
+                tile = photo[r * size : (r + 1) * size, c * size : (c + 1) * size]
+                path = root / split / "HR" / f"{Path(name).stem}_{r:02d}_{c:02d}.png"
+                atomic_write_bytes(path, _png_bytes(np.ascontiguousarray(tile)))
+    return root
