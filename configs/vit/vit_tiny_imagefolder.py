@@ -5,8 +5,9 @@
 # epoch then cosine, 15 epochs (about 100 s on one CPU thread for the 1437 real digits).
 #   python tools/make_sample_data.py --task classification --real-digits --out data/digits
 #   python tools/train.py configs/vit/vit_tiny_imagefolder.py --data-root data/digits
-# Data whose orientation does not matter (textures, shapes, top-down parts): set
-# flip_prob = 0.5 in a child config. num_classes is read from the class folders.
+# Data whose orientation does not matter (textures, shapes, top-down parts): turn the flips
+# on with --cfg-options train_dataloader.dataset.pipeline.3.prob=0.5
+# train_dataloader.dataset.pipeline.4.prob=0.5. num_classes is read from the class folders.
 _base_ = ["../_base_/schedules/hf.py"]
 
 task = "classification"

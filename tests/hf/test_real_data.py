@@ -95,7 +95,8 @@ def test_photo_tiles_train_on_one_photo_and_test_on_the_other(tmp_path):
     root = make_photo_sr_dataset(tmp_path)
     train = sorted((root / "train" / "HR").glob("*.png"))
     val = sorted((root / "val" / "HR").glob("*.png"))
-    assert len(train) == len(val) == 60  # (427 // 64) x (640 // 64)
+    assert len(train) == 12 * 19  # half-tile strides: (427 - 64) // 32 + 1 rows, 19 columns
+    assert len(val) == 60  # (427 // 64) x (640 // 64), no overlap
     assert all(p.name.startswith("china") for p in train)
     assert all(p.name.startswith("flower") for p in val)
     assert np.array(Image.open(val[0])).shape == (64, 64, 3)

@@ -13,7 +13,8 @@ real datasets without a download.
   training digits, val scenes from the held-out ones), in the COCO and the mask layouts of
   :mod:`adtool.datasets.hf.synthetic_det_seg`; the boxes and masks come from the digits' ink.
 - :func:`make_photo_sr_dataset`: ``<root>/{train,val}/HR/*.png`` tiles of the two photos
-  (train: china, val: flower), low-resolution inputs made by bicubic downscaling.
+  (train: china, overlapping; val: flower), low-resolution inputs made by bicubic
+  downscaling.
 
 Writing is deterministic for a seed: the same seed gives byte-identical files.
 """
@@ -227,11 +228,12 @@ def _check_scene_args(n_train: int, n_val: int, size: int) -> None:
 
 
 def make_photo_sr_dataset(root: str | os.PathLike, size: int = 64, seed: int = 0) -> Path:
-    """Write non-overlapping ``size`` px tiles of scikit-learn's two photos as SR data.
+    """Write ``size`` px tiles of scikit-learn's two photos as SR data.
 
-    ``train/HR/`` holds the tiles of ``china.jpg`` and ``val/HR/`` those of ``flower.jpg``
-    (60 each at 64 px), so the model is tested on a photo it never saw; ``SRPairs`` makes
-    the low-resolution inputs by bicubic downscaling.
+    ``train/HR/`` holds tiles of ``china.jpg`` at half-tile strides (228 at 64 px: the
+    crops of a training epoch see every part of the photo) and ``val/HR/`` the
+    non-overlapping tiles of ``flower.jpg`` (60 at 64 px), so the model is tested on a photo
+    it never saw; ``SRPairs`` makes the low-resolution inputs by bicubic downscaling.
 
     Args:
         root: Output folder.
@@ -249,12 +251,11 @@ def make_photo_sr_dataset(root: str | os.PathLike, size: int = 64, seed: int = 0
     photos = load_sample_images()
     by_name = {Path(f).name: img for f, img in zip(photos.filenames, photos.images)}
     root = Path(root)
-    for split, name in (("train", "china.jpg"), ("val", "flower.jpg")):
+    for split, name, stride in (("train", "china.jpg", size // 2), ("val", "flower.jpg", size)):
         photo = by_name[name]
-        rows, cols = photo.shape[0] // size, photo.shape[1] // size
-        for r in range(rows):
-            for c in range(cols):
-                tile = photo[r * size : (r + 1) * size, c * size : (c + 1) * size]
-                path = root / split / "HR" / f"{Path(name).stem}_{r:02d}_{c:02d}.png"
+        for top in range(0, photo.shape[0] - size + 1, stride):
+            for left in range(0, photo.shape[1] - size + 1, stride):
+                tile = photo[top : top + size, left : left + size]
+                path = root / split / "HR" / f"{Path(name).stem}_{top:03d}_{left:03d}.png"
                 atomic_write_bytes(path, _png_bytes(np.ascontiguousarray(tile)))
     return root
