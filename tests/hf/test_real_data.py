@@ -85,7 +85,7 @@ def test_digit_detection_and_segmentation_layouts(tmp_path):
         assert ((mask >= 1) & (mask <= 10)).sum() > 50
     # The same scenes in both layouts: a detection box frames each labelled mask region.
     mask = np.array(Image.open(seg / "masks" / "train" / "000000.png"))
-    boxes = [a for a in coco["annotations"] if a["image_id"] == 0]
+    boxes = [a for a in coco["annotations"] if a["image_id"] == 1]  # 000000.png
     for box in boxes:
         x, y, w, h = box["bbox"]
         assert (mask[y : y + h, x : x + w] == box["category_id"]).any()

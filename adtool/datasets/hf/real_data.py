@@ -22,7 +22,6 @@ Writing is deterministic for a seed: the same seed gives byte-identical files.
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from adtool.datasets.hf.seg_masks import IGNORE_INDEX
+from adtool.datasets.hf.synthetic_det_seg import write_coco_split
 from adtool.fileio import atomic_write_bytes, atomic_write_text
 
 #: Class folder names, in label order.
@@ -165,26 +165,12 @@ def make_digits_detection_dataset(
     """
     _check_scene_args(n_train, n_val, size)
     root = Path(root)
-    categories = [{"id": d + 1, "name": name} for d, name in enumerate(DIGIT_CLASSES)]
     for split, n in (("train", n_train), ("val", n_val)):
-        coco = {"images": [], "annotations": [], "categories": categories}
-        for image_id, (name, image, _, objects) in enumerate(_digit_scenes(split, n, size, seed)):
-            atomic_write_bytes(root / split / name, _png_bytes(image))
-            coco["images"].append(
-                {"id": image_id, "file_name": name, "width": size, "height": size}
-            )
-            for digit, (x1, y1, x2, y2) in objects:
-                coco["annotations"].append(
-                    {
-                        "id": len(coco["annotations"]),
-                        "image_id": image_id,
-                        "category_id": digit + 1,
-                        "bbox": [x1, y1, x2 - x1, y2 - y1],
-                        "area": (x2 - x1) * (y2 - y1),
-                        "iscrowd": 0,
-                    }
-                )
-        atomic_write_text(root / "annotations" / f"{split}.json", json.dumps(coco))
+        scenes = (
+            (name, image, objects)
+            for name, image, _, objects in _digit_scenes(split, n, size, seed)
+        )
+        write_coco_split(root, split, scenes, DIGIT_CLASSES)
     return root
 
 

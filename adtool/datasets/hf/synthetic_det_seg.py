@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,26 +168,45 @@ def make_coco_detection_dataset(
     """
     _check_args(n_train, n_val, size)
     root = Path(root)
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(DET_CLASSES)]
     for split, n in (("train", n_train), ("val", n_val)):
-        images, annotations = [], []
-        for image_id, (name, (image, objects, _)) in enumerate(_scenes(split, n, size, seed), 1):
-            atomic_write_bytes(root / split / name, _png_bytes(image))
-            images.append({"id": image_id, "file_name": name, "width": size, "height": size})
-            for label, (x0, y0, x1, y1) in objects:
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": image_id,
-                        "category_id": label + 1,
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": (x1 - x0) * (y1 - y0),
-                        "iscrowd": 0,
-                    }
-                )
-        coco = {"images": images, "annotations": annotations, "categories": categories}
-        atomic_write_text(root / "annotations" / f"{split}.json", json.dumps(coco))
+        scenes = (
+            (name, image, objects) for name, (image, objects, _) in _scenes(split, n, size, seed)
+        )
+        write_coco_split(root, split, scenes, DET_CLASSES)
     return root
+
+
+def write_coco_split(
+    root: Path, split: str, scenes: Iterable[tuple[str, np.ndarray, list]], classes: Sequence[str]
+) -> None:
+    """Write scenes as ``<root>/<split>/<name>`` PNGs and ``annotations/<split>.json``.
+
+    Args:
+        root: Dataset folder.
+        split: ``'train'`` or ``'val'``.
+        scenes: ``(file name, (H, W, 3) uint8 image, [(label, (x0, y0, x1, y1)), ...])``.
+        classes: Category names in label order (COCO category id = label + 1; image and
+            annotation ids count from 1).
+    """
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(classes)]
+    images, annotations = [], []
+    for image_id, (name, image, objects) in enumerate(scenes, 1):
+        atomic_write_bytes(root / split / name, _png_bytes(image))
+        height, width = image.shape[:2]
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        for label, (x0, y0, x1, y1) in objects:
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": label + 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                    "iscrowd": 0,
+                }
+            )
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    atomic_write_text(root / "annotations" / f"{split}.json", json.dumps(coco))
 
 
 def make_segmentation_dataset(
