@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_mask_warnings import logged_warnings
 
 from adtool.datasets import Folder
 from adtool.datasets.layout import EXPECTED_TREES, detect_layout
@@ -84,33 +83,33 @@ def test_folder_finds_the_mask_folder_by_itself(own_images, mask_dir):
     assert not Folder(root, "mybrick", "test", mask_dir=None).has_masks
 
 
-def test_defects_without_a_mask_are_counted_in_one_warning(own_images):
+def test_defects_without_a_mask_are_counted_in_one_warning(own_images, warning_lines):
     root = own_images("folder")
     missing = sorted((root / "mybrick" / "masks" / "dent").glob("*.png"))
     for path in missing:
         path.unlink()
-    with logged_warnings() as lines:
-        test = Folder(root, "mybrick", "test")
-        Folder(root, "mybrick", "train")  # the same data: no second warning
+    test = Folder(root, "mybrick", "test")
+    Folder(root, "mybrick", "train")  # the same data: no second warning
+    lines = warning_lines
     assert not test.has_masks
     assert len(lines) == 1, lines
     assert f"{len(missing)} of 6 anomalous images have no mask" in lines[0]
 
 
-def test_mask_folder_without_a_match_warns(own_images):
+def test_mask_folder_without_a_match_warns(own_images, warning_lines):
     root = own_images("folder")
     for path in (root / "mybrick" / "masks").rglob("*.png"):
         path.rename(path.with_name("other_" + path.name))
-    with logged_warnings() as lines:
-        assert not Folder(root, "mybrick", "test").has_masks
+    assert not Folder(root, "mybrick", "test").has_masks
+    lines = warning_lines
     assert len(lines) == 1 and "none of the 6 defect images has a mask" in lines[0], lines
 
 
-def test_normal_only_folder_holds_out_normals(own_images):
+def test_normal_only_folder_holds_out_normals(own_images, warning_lines):
     root = own_images("folder", defects=False)
-    with logged_warnings() as lines:
-        train = Folder(root, "mybrick", "train")
-        test = Folder(root, "mybrick", "test")
+    train = Folder(root, "mybrick", "train")
+    test = Folder(root, "mybrick", "test")
+    lines = list(warning_lines)
     # 9 normal images: 20 % (2) held out for the test, 7 to train on, no overlap.
     assert (len(train), len(test)) == (7, 2)
     train_paths = {train.get_data_info(i)["img_path"] for i in range(7)}
