@@ -1,6 +1,6 @@
 """Pipeline transforms (registered in ``adtool.registry.TRANSFORMS``)."""
 
-from .anomaly_synthesis import PerlinAnomalyMask
+from .anomaly_synthesis import PerlinAnomalyMask, TextureAnomalyBlend
 from .formatting import PackAnomalyInputs
 from .loading import LoadAnomalyImage, LoadAnomalyMask, image_to_rgb, mask_to_binary
 from .processing import (
@@ -17,6 +17,7 @@ __all__ = [
     "LoadAnomalyMask",
     "PackAnomalyInputs",
     "PerlinAnomalyMask",
+    "TextureAnomalyBlend",
     "RandomHorizontalFlip",
     "RandomRotation",
     "RandomVerticalFlip",
