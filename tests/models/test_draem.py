@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from adtool.errors import ConfigError
-from adtool.models.anomaly.draem import SSPCAB
+from adtool.models.anomaly.draem.networks import SSPCAB
 from adtool.registry import MODELS, TRANSFORMS
 from adtool.structures import AnomalyDataSample
 
