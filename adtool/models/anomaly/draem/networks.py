@@ -13,13 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_stage(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Two (3x3 convolution, batch norm, ReLU) layers."""
+def conv_stage(
+    in_channels: int, out_channels: int, mid_channels: int | None = None
+) -> nn.Sequential:
+    """Two (3x3 convolution, batch norm, ReLU) layers, through ``mid_channels`` (defaults
+    to ``out_channels``)."""
+    mid = out_channels if mid_channels is None else mid_channels
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
+        nn.Conv2d(in_channels, mid, 3, padding=1),
+        nn.BatchNorm2d(mid),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.Conv2d(mid, out_channels, 3, padding=1),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
@@ -119,7 +123,8 @@ class ReconstructiveDecoder(nn.Module):
         super().__init__()
         chans = (8 * width, 4 * width, 2 * width, width, width)
         self.ups = nn.ModuleList(up_conv(chans[i], chans[i]) for i in range(4))
-        self.stages = nn.ModuleList(conv_stage(chans[i], chans[i + 1]) for i in range(4))
+        # The official stages change the channel count in their second convolution.
+        self.stages = nn.ModuleList(conv_stage(chans[i], chans[i + 1], chans[i]) for i in range(4))
         self.out = nn.Conv2d(width, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
