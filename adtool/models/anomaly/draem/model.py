@@ -24,6 +24,7 @@ from mmengine.logging import print_log
 
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
+from adtool.models.components.dcgan import dcgan_init
 from adtool.registry import MODELS
 from adtool.structures import AnomalyDataSample
 
@@ -85,6 +86,9 @@ class DRAEM(BaseAnomalyModel):
             raise ConfigError(f"DRAEM score_kernel must be an odd number >= 1, got {score_kernel}")
         self.reconstructive = ReconstructiveNet(3, int(reconstructive_width), bool(sspcab))
         self.discriminative = DiscriminativeNet(6, int(discriminative_width), 2)
+        # The official code's initialisation (its weights_init is DCGAN's).
+        self.reconstructive.apply(dcgan_init)
+        self.discriminative.apply(dcgan_init)
         self.sspcab = bool(sspcab)
         self.sspcab_weight = float(sspcab_weight)
         self.loss_ssim = MODELS.build(loss_ssim or dict(type="SSIMLoss", window_size=11))
