@@ -1,7 +1,8 @@
 # DRAEM on the generated sample data (python tools/make_sample_data.py writes data/sample):
 # a short CPU run at 64 px with narrow networks (widths 16 / 16), Adam 1e-3, 40 epochs with
-# the paper's x0.2 decays at 80% and 90%, batch 8, 9x9 mean filter for the image score
-# (configs/draem/README.md has the measurements behind these choices).
+# the paper's x0.2 decays at 80% and 90%, batch 8, 9x9 mean filter for the image score,
+# torch's default weight initialisation (configs/draem/README.md has the measurements behind
+# these choices).
 _base_ = "./draem_mvtec.py"
 
 data_root = "data/sample"
@@ -35,7 +36,11 @@ test_dataloader = dict(
 )
 val_dataloader = test_dataloader
 
-model = dict(reconstructive_width=16, discriminative_width=16, score_kernel=9)
+# torch's default initialisation: with the official N(0, 0.02) one, 40 epochs reached only
+# image / pixel AUROC 0.62 / 0.73 on disk (README).
+model = dict(
+    reconstructive_width=16, discriminative_width=16, score_kernel=9, weight_init="pytorch"
+)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 max_epochs = 40
 param_scheduler = dict(milestones=[32, 36])

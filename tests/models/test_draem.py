@@ -222,6 +222,18 @@ def test_score_is_the_max_of_the_mean_filtered_map():
     assert torch.allclose(scores, torch.tensor([1.0 / 25, 0.8]))
 
 
+def test_weight_init_is_the_official_normal_one_by_default():
+    official, default = _model(), _model(weight_init="pytorch")
+    conv = official.discriminative.enc[2][0].weight  # 8 -> 16 channels, 3 x 3
+    assert abs(conv.std().item() - 0.02) < 0.004 and abs(conv.mean().item()) < 0.004
+    bn = official.reconstructive.encoder.stages[0][1]
+    assert abs(bn.weight.mean().item() - 1.0) < 0.02 and bn.weight.std() > 0
+    # torch's kaiming-uniform bound for fan-in 72 is 1 / sqrt(72): std 0.068.
+    assert abs(default.discriminative.enc[2][0].weight.std().item() - 0.068) < 0.01
+    with pytest.raises(ConfigError, match="weight_init"):
+        _model(weight_init="xavier")
+
+
 def test_input_side_must_be_divisible_by_32():
     with pytest.raises(ConfigError, match="divisible by 32"):
         _model().anomaly_outputs(torch.rand(1, 3, 48, 48))

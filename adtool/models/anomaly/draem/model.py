@@ -65,6 +65,9 @@ class DRAEM(BaseAnomalyModel):
             gamma 2 (paper).
         score_kernel: Side of the mean filter before the image maximum. Defaults to 21
             (paper code).
+        weight_init: ``'normal'``: convolution weights N(0, 0.02), batch-norm weights
+            N(1, 0.02), as the official code; ``'pytorch'``: torch's default
+            initialisation. Defaults to ``'normal'``.
         data_preprocessor: Config of the batch normaliser. Defaults to None.
         init_cfg: mmengine init config. Defaults to None.
     """
@@ -78,6 +81,7 @@ class DRAEM(BaseAnomalyModel):
         loss_ssim: dict | None = None,
         loss_focal: dict | None = None,
         score_kernel: int = 21,
+        weight_init: str = "normal",
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -86,9 +90,15 @@ class DRAEM(BaseAnomalyModel):
             raise ConfigError(f"DRAEM score_kernel must be an odd number >= 1, got {score_kernel}")
         self.reconstructive = ReconstructiveNet(3, int(reconstructive_width), bool(sspcab))
         self.discriminative = DiscriminativeNet(6, int(discriminative_width), 2)
-        # The official code's initialisation (its weights_init is DCGAN's).
-        self.reconstructive.apply(dcgan_init)
-        self.discriminative.apply(dcgan_init)
+        if weight_init not in ("normal", "pytorch"):
+            raise ConfigError(
+                f"DRAEM weight_init must be 'normal' or 'pytorch', got {weight_init!r}"
+            )
+        if weight_init == "normal":
+            # The official code's initialisation (its weights_init is DCGAN's).
+            self.reconstructive.apply(dcgan_init)
+            self.discriminative.apply(dcgan_init)
+        self.weight_init = weight_init
         self.sspcab = bool(sspcab)
         self.sspcab_weight = float(sspcab_weight)
         self.loss_ssim = MODELS.build(loss_ssim or dict(type="SSIMLoss", window_size=11))
