@@ -31,6 +31,7 @@ PAPER_DEFAULTS = {
     "cflow": "cflow_wrn50_mvtec",
     "dfkde": "dfkde_r18_mvtec",
     "cfa": "cfa_wrn50_mvtec",
+    "draem": "draem_mvtec",
 }
 
 

@@ -1,6 +1,6 @@
 """Pipeline transforms (registered in ``adtool.registry.TRANSFORMS``)."""
 
-from .anomaly_synthesis import PerlinAnomalyMask
+from .anomaly_synthesis import PerlinAnomalyMask, TextureAnomalyBlend
 from .formatting import PackAnomalyInputs
 from .loading import LoadAnomalyImage, LoadAnomalyMask, image_to_rgb, mask_to_binary
 from .processing import (
@@ -18,6 +18,7 @@ __all__ = [
     "LoadAnomalyMask",
     "PackAnomalyInputs",
     "PerlinAnomalyMask",
+    "TextureAnomalyBlend",
     "RandomHorizontalFlip",
     "RandomRotation",
     "RandomShift",

@@ -23,10 +23,15 @@ class PackAnomalyInputs:
     Args:
         meta_keys: Result keys copied into the sample's metainfo when present. Defaults to
             ``('img_path', 'defect_type', 'category', 'ori_shape', 'img_shape')``.
+        image_keys: Further H x W x 3 images of the results packed like ``img`` into a data
+            field of that name (DRAEM's anomaly-free target ``img_clean``). Defaults to ().
     """
 
-    def __init__(self, meta_keys: Sequence[str] = DEFAULT_META_KEYS) -> None:
+    def __init__(
+        self, meta_keys: Sequence[str] = DEFAULT_META_KEYS, image_keys: Sequence[str] = ()
+    ) -> None:
         self.meta_keys = tuple(meta_keys)
+        self.image_keys = tuple(image_keys)
 
     def __call__(self, results: dict) -> dict:
         img = results["img"]
@@ -35,7 +40,15 @@ class PackAnomalyInputs:
         sample.gt_label = int(results.get("gt_label", 0))
         if results.get("gt_mask") is not None:
             sample.gt_mask = torch.from_numpy(np.array(results["gt_mask"], dtype=np.uint8))
+        for key in self.image_keys:
+            if key not in results:
+                raise KeyError(
+                    f"PackAnomalyInputs: image_keys names {key!r} but the pipeline made no such "
+                    "result; put the transform that writes it (e.g. TextureAnomalyBlend) before"
+                )
+            image = np.ascontiguousarray(results[key].transpose(2, 0, 1))
+            sample.set_field(torch.from_numpy(image), key)
         return {"inputs": inputs, "data_samples": sample}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(meta_keys={self.meta_keys})"
+        return f"{type(self).__name__}(meta_keys={self.meta_keys}, image_keys={self.image_keys})"

@@ -1,0 +1,5 @@
+"""DRAEM: discriminatively trained reconstruction embedding (optionally with SSPCAB)."""
+
+from .model import DRAEM
+
+__all__ = ["DRAEM"]
