@@ -21,7 +21,6 @@ Writing is deterministic for a seed: the same seed gives byte-identical files.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from adtool.datasets.hf.seg_masks import IGNORE_INDEX
-from adtool.datasets.hf.synthetic_det_seg import write_coco_split
+from adtool.datasets.hf.synthetic_det_seg import png_bytes, write_coco_split
 from adtool.fileio import atomic_write_bytes, atomic_write_text
 
 #: Class folder names, in label order.
@@ -59,12 +58,6 @@ def split_digits(
     return np.sort(train), np.sort(val)
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def make_digits_classification_dataset(
     root: str | os.PathLike, val_fraction: float = 0.2, seed: int = 0
 ) -> Path:
@@ -87,7 +80,7 @@ def make_digits_classification_dataset(
     for split, indices in zip(("train", "val"), split_digits(labels, val_fraction, seed)):
         for index in indices:
             path = root / split / DIGIT_CLASSES[labels[index]] / f"{index:04d}.png"
-            atomic_write_bytes(path, _png_bytes(images[index]))
+            atomic_write_bytes(path, png_bytes(images[index]))
     return root
 
 
@@ -202,8 +195,8 @@ def make_digits_segmentation_dataset(
                 target = mask[y1:y2, x1:x2]
                 target[window >= _PAPER] = IGNORE_INDEX
                 target[window >= _INK] = digit + 1
-            atomic_write_bytes(root / split / name, _png_bytes(image))
-            atomic_write_bytes(root / "masks" / split / name, _png_bytes(mask))
+            atomic_write_bytes(root / split / name, png_bytes(image))
+            atomic_write_bytes(root / "masks" / split / name, png_bytes(mask))
     atomic_write_text(root / "classes.txt", "\n".join(("background", *DIGIT_CLASSES)) + "\n")
     return root
 
@@ -243,5 +236,5 @@ def make_photo_sr_dataset(root: str | os.PathLike, size: int = 64, seed: int = 0
             for left in range(0, photo.shape[1] - size + 1, stride):
                 tile = photo[top : top + size, left : left + size]
                 path = root / split / "HR" / f"{Path(name).stem}_{top:03d}_{left:03d}.png"
-                atomic_write_bytes(path, _png_bytes(np.ascontiguousarray(tile)))
+                atomic_write_bytes(path, png_bytes(np.ascontiguousarray(tile)))
     return root

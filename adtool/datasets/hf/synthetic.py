@@ -17,25 +17,19 @@ is byte-identical for a seed. Detection and segmentation generators live in
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from adtool.datasets.hf.synthetic_det_seg import png_bytes
 from adtool.datasets.hf.transforms import bicubic_downscale
 from adtool.fileio import atomic_write_bytes
 
 #: Classes of the generated classification data, in label order.
 CLS_CLASSES = ("disk", "stripes", "checker", "dots")
 _SPLIT_IDS = {"train": 0, "val": 1}
-
-
-def _png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _colour_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +111,7 @@ def make_classification_dataset(
                     [seed, _SPLIT_IDS[split], CLS_CLASSES.index(kind), index]
                 )
                 image = classification_image(rng, kind, size)
-                atomic_write_bytes(root / split / kind / f"{index:05d}.png", _png_bytes(image))
+                atomic_write_bytes(root / split / kind / f"{index:05d}.png", png_bytes(image))
     return root
 
 
@@ -187,8 +181,8 @@ def make_sr_dataset(
             rng = np.random.default_rng([seed, _SPLIT_IDS[split], index])
             hr = sr_image(rng, size)
             name = f"{index:05d}.png"
-            atomic_write_bytes(root / split / "HR" / name, _png_bytes(hr))
+            atomic_write_bytes(root / split / "HR" / name, png_bytes(hr))
             if write_lr:
                 lr = bicubic_downscale(hr, scale)
-                atomic_write_bytes(root / split / f"LR_x{scale}" / name, _png_bytes(lr))
+                atomic_write_bytes(root / split / f"LR_x{scale}" / name, png_bytes(lr))
     return root

@@ -128,7 +128,8 @@ def draw_scene(
     return np.clip(image, 0, 255).astype(np.uint8), objects, label_mask
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """A uint8 image (H x W or H x W x 3) encoded as PNG bytes."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -191,7 +192,7 @@ def write_coco_split(
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(classes)]
     images, annotations = [], []
     for image_id, (name, image, objects) in enumerate(scenes, 1):
-        atomic_write_bytes(root / split / name, _png_bytes(image))
+        atomic_write_bytes(root / split / name, png_bytes(image))
         height, width = image.shape[:2]
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
         for label, (x0, y0, x1, y1) in objects:
@@ -237,7 +238,7 @@ def make_segmentation_dataset(
             objects = label_mask > 0
             ring = ndimage.binary_dilation(objects) & ~ndimage.binary_erosion(objects)
             label_mask = np.where(ring, IGNORE_INDEX, label_mask).astype(np.uint8)
-            atomic_write_bytes(root / split / name, _png_bytes(image))
-            atomic_write_bytes(root / "masks" / split / name, _png_bytes(label_mask))
+            atomic_write_bytes(root / split / name, png_bytes(image))
+            atomic_write_bytes(root / "masks" / split / name, png_bytes(label_mask))
     atomic_write_text(root / "classes.txt", "\n".join(SEG_CLASSES) + "\n")
     return root
