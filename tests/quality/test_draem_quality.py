@@ -30,11 +30,8 @@ epoch, so only the batch-norm statistics move), disk / twill: image AUROC 0.40 /
 pixel AUROC 0.49 / 0.52, AUPRO 0.13 / 0.10.
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -45,25 +42,8 @@ CONFIG = "draem_sample"
 
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_draem_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        CONFIG,
-        {
-            f"{loader}.dataset.data_root": str(sample_root)
-            for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    image_floor, pixel_floor = FLOORS[category]
-    summary = (
-        f"{CONFIG} {category}: image AUROC {result['image']['AUROC']:.4f}, pixel AUROC "
-        f"{result['pixel']['AUROC']:.4f}, AUPRO {result['pixel']['AUPRO']:.4f}, epochs "
-        f"{result['train']['epochs']}, train {result['timing']['train_s']:.1f} s, total "
-        f"{time.perf_counter() - start:.1f} s; {result['model_info']['anomaly_source']}"
-    )
-    print(summary)
+    result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path)
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert result["train"]["epochs"] == cfg.train_cfg.max_epochs
     assert result["model_info"]["anomaly_source"]
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[category])
