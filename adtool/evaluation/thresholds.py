@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adtool.evaluation.functional import ArrayLike, roc_curve, to_numpy
+from adtool.evaluation.functional import ArrayLike, image_auroc, roc_curve, to_numpy
 
 NO_ANOMALOUS = "only normal images (label 0) in this split; no anomalous image to separate"
 NO_NORMAL = "only anomalous images (label 1) in this split; no normal image to separate"
@@ -316,8 +316,9 @@ def nfa_threshold(
         masks: (N, H, W) ground-truth masks, or None.
 
     Returns:
-        ``{"rule", "note", "TP", "FN", "TN", "FP",
-        "accuracy", "precision", "recall", "f1", "pixel"}``; ``pixel`` holds
+        ``{"rule", "note", "TP", "FN", "TN", "FP", "accuracy", "precision", "recall",
+        "f1", "nfa_score_AUROC", "pixel"}`` (``nfa_score_AUROC``: how well the NFA ranks
+        the images, None for one class); ``pixel`` holds
         ``{"precision", "recall", "F1", "IoU"}`` of the detected pixels against the
         masks over the whole test set (None without masks).
     """
@@ -337,6 +338,7 @@ def nfa_threshold(
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "nfa_score_AUROC": image_auroc(s, y.astype(np.int64)),
         "pixel": None,
     }
     if nfa_masks is not None and masks is not None:

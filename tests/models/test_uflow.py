@@ -215,10 +215,8 @@ def test_multiscale_vit_backbone_reports_what_it_returns():
     )
     assert backbone.out_channels == [192, 192] and backbone.reductions == [16, 32]
     maps = backbone(torch.randn(1, 3, 64, 64))
-    assert [tuple(m.shape[1:]) for m in maps] == backbone.feature_shapes(64) == [
-        (192, 4, 4),
-        (192, 2, 2),
-    ]
+    expected = [(192, 4, 4), (192, 2, 2)]
+    assert [tuple(m.shape[1:]) for m in maps] == backbone.feature_shapes(64) == expected
 
 
 # ------------------------------------------------------------------ the fifth threshold
@@ -231,6 +229,7 @@ def test_nfa_threshold_counts_image_and_pixel_decisions():
     assert (entry["TP"], entry["FN"], entry["TN"], entry["FP"]) == (2, 1, 1, 1)
     assert entry["precision"] == pytest.approx(2 / 3) and entry["recall"] == pytest.approx(2 / 3)
     assert entry["f1"] == pytest.approx(2 / 3) and entry["pixel"] is None
+    assert entry["nfa_score_AUROC"] == pytest.approx(5 / 6)  # 5 of the 6 pairs in order
     assert "value" not in entry  # the rule acts on the NFA map, not on the image score
     detected = np.zeros((5, 2, 2))
     truth = np.zeros((5, 2, 2))
@@ -249,9 +248,8 @@ def test_fifth_threshold_only_for_models_that_give_nfa_scores():
     )
     assert set(with_nfa["thresholds"]) == FOUR | {"nfa"}
     assert with_nfa["confusion"]["threshold"] == "f1_percentile"  # the four are unchanged
-    assert {k: plain["thresholds"][k] for k in FOUR} == {
-        k: with_nfa["thresholds"][k] for k in FOUR
-    }
+    for name in FOUR:
+        assert plain["thresholds"][name] == with_nfa["thresholds"][name]
 
     # Through the metric: U-Flow's samples carry nfa_score / nfa_mask, others do not.
     model = _tiny_uflow().eval()
