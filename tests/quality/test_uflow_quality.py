@@ -17,8 +17,8 @@ Random weights: the same run with ``--cfg-options model.backbone.weights=None`` 
 pixel AUROC in the last column). The floors sit below the measured values and above
 what a random backbone gives. The NFA threshold (``thresholds.nfa``) is checked for
 presence and consistency, not for a detection rate: on these small sample defects it
-flags no image at epsilon = 1 (configs/uflow/README.md). This file took 112 s here
-(58 s disk, 55 s twill; the session's sample data are generated once for every file).
+flags no image at epsilon = 1 in the runs of configs/uflow/README.md. This file took 112 s
+here (58 s disk, 55 s twill; the session's sample data are generated once for all files).
 """
 
 import pytest
