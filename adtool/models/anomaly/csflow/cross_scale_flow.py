@@ -54,9 +54,7 @@ class CrossConvolutions(nn.Module):
 
         self.n_scales = n_scales
         self.conv_in = nn.ModuleList(conv(in_channels, hidden_channels) for _ in range(n_scales))
-        self.conv_out = nn.ModuleList(
-            conv(hidden_channels, out_channels) for _ in range(n_scales)
-        )
+        self.conv_out = nn.ModuleList(conv(hidden_channels, out_channels) for _ in range(n_scales))
         # up[s]: scale s + 1 (coarser) -> s; down[s]: scale s (finer) -> s + 1.
         self.up = nn.ModuleList(conv(hidden_channels, out_channels) for _ in range(n_scales - 1))
         self.down = nn.ModuleList(
@@ -207,7 +205,9 @@ def cross_scale_flow(
             f"kernel_sizes needs one entry per coupling block ({coupling_blocks}), "
             f"got {list(kernel_sizes)}"
         )
-    inputs = [InputNode(*(int(v) for v in shape), name=f"input_{s}") for s, shape in enumerate(shapes)]
+    inputs = [
+        InputNode(*(int(v) for v in shape), name=f"input_{s}") for s, shape in enumerate(shapes)
+    ]
     nodes: list = list(inputs)
     last = [(node, 0) for node in inputs]
     for k in range(coupling_blocks):
