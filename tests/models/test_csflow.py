@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from adtool.errors import ConfigError
-from adtool.models.anomaly.csflow import (
+from adtool.models.anomaly.csflow import CSFlow, TimmStageBackbone
+from adtool.models.anomaly.csflow.cross_scale_flow import (
     CrossConvolutions,
     CrossScaleCoupling,
-    CSFlow,
     ParallelPermute,
-    TimmStageBackbone,
     cross_scale_flow,
 )
 from adtool.models.backbones import TimmBackbone
