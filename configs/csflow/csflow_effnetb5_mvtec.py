@@ -59,7 +59,7 @@ train_cfg = dict(max_epochs=240, val_interval=60)
 
 # Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
 # beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
-# Narrow subnets (the paper's 1024 hidden channels make a 0.3 GB flow) and no validation
+# Narrow subnets (the paper's 1024 hidden channels make a 275M-parameter flow) and no validation
 # (an EfficientNet-B5 best checkpoint beside the last one).
 tiny_overrides = {
     "model.hidden_channels": 16,
