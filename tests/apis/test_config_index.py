@@ -33,6 +33,7 @@ PAPER_DEFAULTS = {
     "cfa": "cfa_wrn50_mvtec",
     "draem": "draem_mvtec",
     "uflow": "uflow_mcait_mvtec",
+    "csflow": "csflow_effnetb5_mvtec",
 }
 
 
