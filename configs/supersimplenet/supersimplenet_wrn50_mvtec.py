@@ -56,9 +56,7 @@ optim_wrapper = dict(
     optimizer=dict(type="AdamW", lr=2e-4, weight_decay=1e-5),
     paramwise_cfg=dict(custom_keys={"adaptor": dict(lr_mult=0.5, decay_mult=1000.0)}),
 )
-param_scheduler = dict(
-    type="MultiStepLR", by_epoch=True, milestones=[240, 270], gamma=0.4
-)
+param_scheduler = dict(type="MultiStepLR", by_epoch=True, milestones=[240, 270], gamma=0.4)
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 
 # Read only by tests/apis/test_integration.py: ResNet-18 layers 2-3 stand in for

@@ -154,7 +154,7 @@ class SuperSimpleNet(BaseAnomalyModel):
             elif labels[i]:
                 valid[i] = 0.0  # an anomalous image without a mask: no map target
         # Bilinear downsampling then a 0.5 cut (the official code's, after DeSTSeg).
-        masks = (F.interpolate(masks, size=size, mode="bilinear", align_corners=False) >= 0.5)
+        masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False) >= 0.5
         return masks.float(), labels, valid
 
     def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None) -> dict:

@@ -50,7 +50,9 @@ class UpscaleConcatNeck(nn.Module):
         """[(B, C_i, H_i, W_i)] -> (B, sum C_i, scale * H_0, scale * W_0)."""
         h, w = features[0].shape[-2:]
         size = (h * self.scale, w * self.scale)
-        levels = [F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in features]
+        levels = [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in features
+        ]
         k = self.kernel_size
         return F.avg_pool2d(torch.cat(levels, 1), k, stride=1, padding=k // 2)
 
@@ -102,7 +104,10 @@ class FeatureAnomalyGenerator(nn.Module):
     def noise_masks(self, batch: int, size: Sequence[int], device=None) -> torch.Tensor:
         """(batch, 1, h, w) 0/1 masks: where noise goes."""
         masks = perlin_mask(
-            batch, size, threshold=self.threshold, min_scale=self.min_scale,
+            batch,
+            size,
+            threshold=self.threshold,
+            min_scale=self.min_scale,
             max_scale=self.max_scale,
         )
         keep = (torch.rand(batch) >= self.empty_prob).float()
