@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from adtool.datasets import Folder
-from adtool.models.anomaly.supersimplenet import (
+from adtool.models.anomaly.supersimplenet.parts import (
     FeatureAnomalyGenerator,
     SegDetHead,
     UpscaleConcatNeck,

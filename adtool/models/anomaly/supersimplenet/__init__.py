@@ -1,12 +1,6 @@
 """SuperSimpleNet: feature-level synthetic anomalies, a segmentation and a classification head."""
 
 from .model import SuperSimpleNet
-from .parts import FeatureAnomalyGenerator, SegDetHead, UpscaleConcatNeck, truncated_l1_loss
+from .parts import SegDetHead, UpscaleConcatNeck
 
-__all__ = [
-    "FeatureAnomalyGenerator",
-    "SegDetHead",
-    "SuperSimpleNet",
-    "UpscaleConcatNeck",
-    "truncated_l1_loss",
-]
+__all__ = ["SegDetHead", "SuperSimpleNet", "UpscaleConcatNeck"]
