@@ -192,3 +192,12 @@ def test_mode_comes_from_the_training_set(tmp_path):
     test = Folder(tmp_path, "part", "test", abnormal_train_dir="labelled")
     names = {Path(test.get_data_info(i)["img_path"]).name for i in range(len(test))}
     assert "d0.png" in names and not names & {"t0.png", "t1.png"}
+
+
+def test_missing_abnormal_train_dir_is_one_clear_error(tmp_path):
+    from adtool.errors import DataError
+
+    _png(tmp_path / "part" / "good" / "n0.png")
+    _png(tmp_path / "part" / "good" / "n1.png")
+    with pytest.raises(DataError, match="abnormal_train_dir .*labelled not found"):
+        Folder(tmp_path, "part", "train", abnormal_train_dir="labelled")
