@@ -5,6 +5,8 @@ given)::
 
     good/*                  normal images (train, and test unless normal_test_dir is given)
     defect/*  or defect/<defect_type>/*     anomalous images (test; optional)
+    <abnormal_train_dir>/*  labelled anomalous training images (optional, for supervised
+                            methods such as SuperSimpleNet; masks matched the same way)
     masks/<stem>[_mask].*  or masks/<defect_type>/<stem>[_mask].*   optional masks
                             (``ground_truth/`` is found too)
 
@@ -74,6 +76,10 @@ class Folder(BaseAnomalyDataset):
         mask_dir: Masks of the anomalous images; ``'auto'`` uses ``masks/`` or
             ``ground_truth/`` beside the images when one exists; None ignores masks.
             Defaults to ``'auto'``.
+        abnormal_train_dir: Labelled anomalous images for the train split (flat or one
+            sub-folder per defect type), for methods that learn from them (SuperSimpleNet's
+            supervised mode); their masks are matched in ``mask_dir`` like the test ones.
+            None keeps the train split normal-only. Defaults to None.
         normal_test_dir: Normal test images; None to move ``normal_split_ratio`` of
             ``normal_dir`` to test instead. Defaults to None.
         normal_split_ratio: Share of normal images used for test when ``normal_test_dir``
@@ -100,6 +106,7 @@ class Folder(BaseAnomalyDataset):
         normal_dir: str | Path = "good",
         abnormal_dir: str | Path | None = "defect",
         mask_dir: str | Path | None = "auto",
+        abnormal_train_dir: str | Path | None = None,
         normal_test_dir: str | Path | None = None,
         normal_split_ratio: float = 0.2,
         seed: int = 0,
@@ -116,6 +123,7 @@ class Folder(BaseAnomalyDataset):
         self.normal_dir = normal_dir
         self.abnormal_dir = abnormal_dir
         self.mask_dir = mask_dir
+        self.abnormal_train_dir = abnormal_train_dir
         self.normal_test_dir = normal_test_dir
         self.normal_split_ratio = normal_split_ratio
         self.seed = seed
@@ -148,7 +156,8 @@ class Folder(BaseAnomalyDataset):
 
     def expected_split_location(self) -> str:
         if self.split == "train":
-            return str(self.category_dir / self.normal_dir)
+            dirs = [self.normal_dir, self.abnormal_train_dir]
+            return " and ".join(str(self.category_dir / d) for d in dirs if d is not None)
         dirs = [self.normal_test_dir or self.normal_dir, self.abnormal_dir]
         return " and ".join(str(self.category_dir / d) for d in dirs if d is not None)
 
@@ -172,12 +181,19 @@ class Folder(BaseAnomalyDataset):
             return next((base / d for d in AUTO_MASK_DIRS if (base / d).is_dir()), None)
         return base / self.mask_dir
 
-    def _abnormal_items(self, base: Path) -> list[dict]:
-        if self.abnormal_dir is None:
+    def _abnormal_items(self, base: Path, folder: str | Path | None, split: str) -> list[dict]:
+        """Anomalous images of ``base / folder`` (with their masks) as ``split`` items."""
+        if folder is None:
             return []
-        abnormal = base / self.abnormal_dir
+        abnormal = base / folder
         if not abnormal.is_dir():
-            if str(self.abnormal_dir) == "defect":
+            if split == "train":
+                raise DataError(
+                    f"Folder abnormal_train_dir {abnormal} not found; set abnormal_train_dir "
+                    f"to the folder of labelled anomalous training images (relative to {base}), "
+                    "or abnormal_train_dir=None"
+                )
+            if str(folder) == "defect":
                 warn_once(
                     ("normal only", str(base)),
                     f"Folder {base}: no defect/ folder, normal-only data; the held-out normal "
@@ -203,7 +219,7 @@ class Folder(BaseAnomalyDataset):
             sub_masks = index_by_stem(mask_root / sub) if mask_root is not None and sub else {}
             for img in list_images(folder):
                 mask = find_mask(sub_masks, img.stem) or find_mask(flat_masks, img.stem)
-                items.append(self.item(img, "test", 1, defect, mask))
+                items.append(self.item(img, split, 1, defect, mask))
         if mask_root is not None and items and not any(d["mask_path"] for d in items):
             warn_once(
                 ("no mask matched", str(base)),
@@ -229,7 +245,8 @@ class Folder(BaseAnomalyDataset):
             train, test = self._split_normals(normals)
         items = [self.item(p, "train", 0, "good") for p in train]
         items += [self.item(p, "test", 0, "good") for p in test]
-        return items + self._abnormal_items(base)
+        items += self._abnormal_items(base, self.abnormal_train_dir, "train")
+        return items + self._abnormal_items(base, self.abnormal_dir, "test")
 
     def all_items(self) -> list[dict]:
         items = super().all_items()

@@ -34,6 +34,7 @@ PAPER_DEFAULTS = {
     "draem": "draem_mvtec",
     "uflow": "uflow_mcait_mvtec",
     "csflow": "csflow_effnetb5_mvtec",
+    "supersimplenet": "supersimplenet_wrn50_mvtec",
 }
 
 
