@@ -1,13 +1,30 @@
 """ResNet residual blocks that keep, reduce or enlarge the resolution.
 
-Shared by the one-class bottleneck (:class:`~adtool.models.necks.OCBENeck`, strided
-convolutions) and the reverse decoder (:class:`~adtool.models.heads.ReverseDecoder`,
-transposed convolutions) of Reverse Distillation (Deng & Li, CVPR 2022).
+Shared by the one-class bottleneck of Reverse Distillation (Deng & Li, CVPR 2022;
+``OCBENeck``, strided convolutions) and the reverse decoder
+(:class:`~adtool.models.heads.ReverseDecoder`, transposed convolutions) that Reverse
+Distillation and UniNet use as their student.
 """
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
+
+from adtool.errors import ConfigError
+
+
+def halving_steps(ratio: float, what: str) -> int:
+    """log2 of a power-of-two resolution ratio; a ConfigError for any other ratio."""
+    steps = round(math.log2(ratio)) if ratio >= 1 else -1
+    if steps < 0 or 2**steps != ratio:
+        raise ConfigError(
+            f"{what}: resolution ratio {ratio} between feature levels is not a power of 2; "
+            "pick backbone out_indices whose strides double (e.g. (1, 2, 3))"
+        )
+    return steps
+
 
 RESAMPLE_MODES = (None, "down", "up")
 BLOCK_TYPES = ("bottleneck", "basic")

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from adtool.errors import ConfigError
-from adtool.models.components.residual_block import ResidualBlock, init_resnet_weights
+from adtool.models.components.residual_block import (
+    ResidualBlock,
+    halving_steps,
+    init_resnet_weights,
+)
 from adtool.registry import MODELS
-
-
-def halving_steps(ratio: float, what: str) -> int:
-    """log2 of a power-of-two resolution ratio; a ConfigError for any other ratio."""
-    steps = round(math.log2(ratio)) if ratio >= 1 else -1
-    if steps < 0 or 2**steps != ratio:
-        raise ConfigError(
-            f"{what}: resolution ratio {ratio} between feature levels is not a power of 2; "
-            "pick backbone out_indices whose strides double (e.g. (1, 2, 3))"
-        )
-    return steps
 
 
 def _strided_conv(in_channels: int, out_channels: int) -> nn.Sequential:
