@@ -10,18 +10,11 @@ from torch import nn
 from adtool.errors import ConfigError
 from adtool.models.components.residual_block import (
     ResidualBlock,
-    halving_steps,
+    fuse_levels,
     init_resnet_weights,
+    multiscale_fusion,
 )
 from adtool.registry import MODELS
-
-
-def _strided_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 @MODELS.register_module()
@@ -74,14 +67,7 @@ class OCBENeck(nn.Module):
         self.in_channels = list(in_channels)
         self.reductions = list(reductions)
         last_c, last_r = self.in_channels[-1], self.reductions[-1]
-        self.fuse = nn.ModuleList()
-        fused = last_c
-        for c, r in zip(self.in_channels[:-1], self.reductions[:-1]):
-            steps = halving_steps(last_r / r, "OCBENeck")
-            widths = [round(c * (last_c / c) ** (j / max(steps, 1))) for j in range(steps + 1)]
-            convs = [_strided_conv(a, b) for a, b in zip(widths[:-1], widths[1:])]
-            self.fuse.append(nn.Sequential(*convs))
-            fused += widths[-1]
+        self.fuse, fused = multiscale_fusion(self.in_channels, self.reductions, "OCBENeck")
         self.out_channels = out_channels or 2 * last_c
         self.out_reduction = 2 * last_r
         mid = max(1, round(self.out_channels * width_ratio))
@@ -97,15 +83,4 @@ class OCBENeck(nn.Module):
         """(B, C_i, H_i, W_i) per level -> (B, out_channels, H_last / 2, W_last / 2)."""
         if len(features) != len(self.in_channels):
             raise ValueError(f"expected {len(self.in_channels)} levels, got {len(features)}")
-        size = features[-1].shape[-2:]
-        levels = []
-        for fuse, feat in zip(self.fuse, features[:-1]):
-            feat = fuse(feat)
-            if feat.shape[-2:] != size:
-                # Odd input sizes round differently along the two paths.
-                feat = nn.functional.interpolate(
-                    feat, size=size, mode="bilinear", align_corners=False
-                )
-            levels.append(feat)
-        levels.append(features[-1])
-        return self.embed(torch.cat(levels, dim=1))
+        return self.embed(fuse_levels(self.fuse, features))
