@@ -2,7 +2,12 @@
 # (python tools/make_sample_data.py writes data/sample): a short CPU run at 128 px,
 # batch 4 (10 updates per epoch of 40 images), a fixed 10 epochs with the learning rate
 # x0.2 after epoch 8 (the paper's 80%); the paper trains 100 epochs at 256 px, batch 8.
+# Feature selection is off: the loss then compares the student's raw features with the
+# teacher's, as the test does. With it on (the paper), 10 epochs on disk gave image /
+# pixel AUROC 0.43 / 0.88 against 0.80 / 0.995 off (configs/uninet/README.md).
 _base_ = "./uninet_effnetlite0_mvtec.py"
+
+model = dict(feature_selection=False)
 
 data_root = "data/sample"
 category = "disk"
@@ -30,13 +35,11 @@ test_dataloader = dict(
         type="SampleDataset", data_root=data_root, category=category, pipeline=test_pipeline
     ),
 )
-# No validation after every epoch (it is a pass over the test split): the run tests
-# once, at the end, with the last weights.
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+val_dataloader = test_dataloader
 
-train_cfg = dict(max_epochs=10)
+# Validated once, after the last epoch (a validation is a pass over the test split).
+max_epochs = 10
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [dict(type="MultiStepLR", by_epoch=True, milestones=[8], gamma=0.2)]
 custom_hooks = [dict(type="RichProgressHook")]
 # The generic shrink is enough (the paper config's ResNet-18 stand-in does not apply).
