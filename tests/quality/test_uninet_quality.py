@@ -22,7 +22,8 @@ score barely separates twill's 39 test images (0.575 against 0.525 random), so t
 image floor only catches a score gone far the wrong way; its pixel floor is the check.
 
 A broken model lands below the floors. With random teacher weights
-(``model.backbone.weights=None``, same settings), disk / twill: image AUROC 0.42 / 0.53, pixel AUROC 0.907 / 0.639, AUPRO 0.69 / 0.26.
+(``model.backbone.weights=None``, same settings), disk / twill: image AUROC 0.42 /
+0.53, pixel AUROC 0.907 / 0.639, AUPRO 0.69 / 0.26.
 Random teachers already give disk a fair pixel AUROC (its defects are high-contrast
 spots); the disk pixel floor sits above it.
 """
