@@ -10,11 +10,12 @@ target teacher 1e-6, x0.2 after epoch 8), feature selection off; map = sum of th
 ========  ===========  ===========  =====  ======  =======
 category  image AUROC  pixel AUROC  AUPRO  epochs  train s
 ========  ===========  ===========  =====  ======  =======
-disk      0.797        0.995        0.978  10      356.0
-twill     0.575        0.906        0.601  10      392.9
+disk      0.797        0.995        0.978  10      179.1
+twill     0.575        0.906        0.601  10      145.8
 ========  ===========  ===========  =====  ======  =======
 
-(train s with two such runs side by side; one run alone took 172 s on disk.)
+(This file's run at load average ~10: 200 s for disk, 164 s for twill, plus 38 s to
+generate the data; AUROCs are seeded and equal those of separate runs.)
 
 twill is one of the hard categories (small, low-contrast defects on a texture): UniNet
 localises its defects (pixel AUROC 0.91 against 0.64 with random teachers) but its image
