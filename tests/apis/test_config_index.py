@@ -35,6 +35,7 @@ PAPER_DEFAULTS = {
     "uflow": "uflow_mcait_mvtec",
     "csflow": "csflow_effnetb5_mvtec",
     "supersimplenet": "supersimplenet_wrn50_mvtec",
+    "uninet": "uninet_wrn50_mvtec",
 }
 
 

@@ -49,7 +49,7 @@ def test_shared_folders_hold_only_parts_two_methods_use():
     from adtool.models import heads, losses, necks
 
     assert necks.__all__ == ["AvgPoolNeck"]
-    assert heads.__all__ == ["FeatureDistanceHead"]
+    assert heads.__all__ == ["FeatureDistanceHead", "ReverseDecoder"]  # RD, UniNet
     # FocalLoss and SSIMLoss: the issue-14 reconstruction methods (autoencoder, DRAEM, DSR).
     assert losses.__all__ == ["CosineFeatureLoss", "FocalLoss", "SSIMLoss", "ssim_distance_map"]
 

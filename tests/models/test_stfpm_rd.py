@@ -10,9 +10,9 @@ from mmengine.optim import build_optim_wrapper
 
 from adtool.apis import load_config
 from adtool.errors import ConfigError
-from adtool.models.anomaly.reverse_distillation import OCBENeck, ReverseDecoder
+from adtool.models.anomaly.reverse_distillation import OCBENeck
 from adtool.models.components.residual_block import ResidualBlock
-from adtool.models.heads import FeatureDistanceHead
+from adtool.models.heads import FeatureDistanceHead, ReverseDecoder
 from adtool.models.heads.feature_distance_head import feature_distance
 from adtool.models.losses import CosineFeatureLoss
 from adtool.registry import MODELS

@@ -1,13 +1,33 @@
 """ResNet residual blocks that keep, reduce or enlarge the resolution.
 
-Shared by the one-class bottleneck (:class:`~adtool.models.necks.OCBENeck`, strided
-convolutions) and the reverse decoder (:class:`~adtool.models.heads.ReverseDecoder`,
-transposed convolutions) of Reverse Distillation (Deng & Li, CVPR 2022).
+Shared by the one-class bottleneck of Reverse Distillation (Deng & Li, CVPR 2022;
+``OCBENeck``, strided convolutions) and the reverse decoder
+(:class:`~adtool.models.heads.ReverseDecoder`, transposed convolutions) that Reverse
+Distillation and UniNet use as their student.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
 from torch import nn
+
+from adtool.errors import ConfigError
+
+
+def halving_steps(ratio: float, what: str) -> int:
+    """log2 of a power-of-two resolution ratio; a ConfigError for any other ratio."""
+    steps = round(math.log2(ratio)) if ratio >= 1 else -1
+    if steps < 0 or 2**steps != ratio:
+        raise ConfigError(
+            f"{what}: resolution ratio {ratio} between feature levels is not a power of 2; "
+            "pick backbone out_indices whose strides double (e.g. (1, 2, 3))"
+        )
+    return steps
+
 
 RESAMPLE_MODES = (None, "down", "up")
 BLOCK_TYPES = ("bottleneck", "basic")
@@ -111,3 +131,50 @@ def init_resnet_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def _strided_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def multiscale_fusion(
+    in_channels: Sequence[int], reductions: Sequence[int], what: str
+) -> tuple[nn.ModuleList, int]:
+    """Strided convolutions bringing every level but the last to the last's resolution.
+
+    The multi-scale feature fusion of RD4AD's bottleneck (also UniNet's): level ``i`` goes
+    through ``log2(stride ratio)`` stride-2 3x3 convolutions (batch norm, ReLU), its
+    channels growing geometrically to the last level's (WideResNet-50: 256 -> 512 -> 1024
+    and 512 -> 1024). Returns the convolutions (one ``nn.Sequential`` per level) and the
+    channels of the concatenation :func:`fuse_levels` gives.
+    """
+    last_c, last_r = in_channels[-1], reductions[-1]
+    fuse = nn.ModuleList()
+    fused = last_c
+    for c, r in zip(in_channels[:-1], reductions[:-1]):
+        steps = halving_steps(last_r / r, what)
+        widths = [round(c * (last_c / c) ** (j / max(steps, 1))) for j in range(steps + 1)]
+        convs = [_strided_conv(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        fuse.append(nn.Sequential(*convs))
+        fused += widths[-1]
+    return fuse, fused
+
+
+def fuse_levels(fuse: nn.ModuleList, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply :func:`multiscale_fusion`'s convolutions and concatenate with the last level."""
+    if len(features) != len(fuse) + 1:
+        raise ValueError(f"expected {len(fuse) + 1} levels, got {len(features)}")
+    size = features[-1].shape[-2:]
+    levels = []
+    for convs, feat in zip(fuse, features[:-1]):
+        feat = convs(feat)
+        if feat.shape[-2:] != size:
+            # Odd input sizes round differently along the two paths.
+            feat = F.interpolate(feat, size=size, mode="bilinear", align_corners=False)
+        levels.append(feat)
+    levels.append(features[-1])
+    return torch.cat(levels, dim=1)

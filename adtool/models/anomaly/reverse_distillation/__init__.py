@@ -1,7 +1,6 @@
-"""Reverse Distillation: model and the parts only it uses."""
+"""Reverse Distillation: model and the parts only it uses (its decoder is in heads/)."""
 
 from .model import ReverseDistillation
 from .ocbe_neck import OCBENeck
-from .reverse_decoder import ReverseDecoder
 
-__all__ = ["OCBENeck", "ReverseDecoder", "ReverseDistillation"]
+__all__ = ["OCBENeck", "ReverseDistillation"]

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from adtool.errors import ConfigError
-from adtool.models.components.residual_block import ResidualBlock, init_resnet_weights
+from adtool.models.components.residual_block import (
+    ResidualBlock,
+    fuse_levels,
+    init_resnet_weights,
+    multiscale_fusion,
+)
 from adtool.registry import MODELS
-
-
-def halving_steps(ratio: float, what: str) -> int:
-    """log2 of a power-of-two resolution ratio; a ConfigError for any other ratio."""
-    steps = round(math.log2(ratio)) if ratio >= 1 else -1
-    if steps < 0 or 2**steps != ratio:
-        raise ConfigError(
-            f"{what}: resolution ratio {ratio} between feature levels is not a power of 2; "
-            "pick backbone out_indices whose strides double (e.g. (1, 2, 3))"
-        )
-    return steps
-
-
-def _strided_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 @MODELS.register_module()
@@ -82,14 +67,7 @@ class OCBENeck(nn.Module):
         self.in_channels = list(in_channels)
         self.reductions = list(reductions)
         last_c, last_r = self.in_channels[-1], self.reductions[-1]
-        self.fuse = nn.ModuleList()
-        fused = last_c
-        for c, r in zip(self.in_channels[:-1], self.reductions[:-1]):
-            steps = halving_steps(last_r / r, "OCBENeck")
-            widths = [round(c * (last_c / c) ** (j / max(steps, 1))) for j in range(steps + 1)]
-            convs = [_strided_conv(a, b) for a, b in zip(widths[:-1], widths[1:])]
-            self.fuse.append(nn.Sequential(*convs))
-            fused += widths[-1]
+        self.fuse, fused = multiscale_fusion(self.in_channels, self.reductions, "OCBENeck")
         self.out_channels = out_channels or 2 * last_c
         self.out_reduction = 2 * last_r
         mid = max(1, round(self.out_channels * width_ratio))
@@ -105,15 +83,4 @@ class OCBENeck(nn.Module):
         """(B, C_i, H_i, W_i) per level -> (B, out_channels, H_last / 2, W_last / 2)."""
         if len(features) != len(self.in_channels):
             raise ValueError(f"expected {len(self.in_channels)} levels, got {len(features)}")
-        size = features[-1].shape[-2:]
-        levels = []
-        for fuse, feat in zip(self.fuse, features[:-1]):
-            feat = fuse(feat)
-            if feat.shape[-2:] != size:
-                # Odd input sizes round differently along the two paths.
-                feat = nn.functional.interpolate(
-                    feat, size=size, mode="bilinear", align_corners=False
-                )
-            levels.append(feat)
-        levels.append(features[-1])
-        return self.embed(torch.cat(levels, dim=1))
+        return self.embed(fuse_levels(self.fuse, features))

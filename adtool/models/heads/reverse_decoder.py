@@ -1,4 +1,7 @@
-"""Reverse decoder: a de-ResNet restoring encoder features (Deng & Li 2022, Sec. 3.1)."""
+"""Reverse decoder: a de-ResNet restoring encoder features (Deng & Li 2022, Sec. 3.1).
+
+Shared by Reverse Distillation (the student decoder) and UniNet (its student).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from adtool.errors import ConfigError
-from adtool.models.anomaly.reverse_distillation.ocbe_neck import halving_steps
-from adtool.models.components.residual_block import ResidualBlock, init_resnet_weights
+from adtool.models.components.residual_block import (
+    ResidualBlock,
+    halving_steps,
+    init_resnet_weights,
+)
 from adtool.registry import MODELS
 
 
