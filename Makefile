@@ -9,6 +9,9 @@ STAMP := $(VENV)/.adtool-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SAMPLE_DIR ?= data/sample
 PYTEST_ARGS ?=
+# Two pytest workers, one torch thread each (tests/conftest.py): this machine has 2 cores.
+# `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint sample clean
 
@@ -29,7 +32,7 @@ demo: sample
 		--data-root $(SAMPLE_DIR) --category all
 
 test: install
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -43,6 +43,7 @@ from adtool.evaluation.thresholds import (
     NORMAL_ONLY_NOTE,
     compute_thresholds,
     confusion_report,
+    nfa_threshold,
     normal_only_report,
 )
 from adtool.fileio import atomic_write_text
@@ -63,6 +64,8 @@ def build_report(
     masks: ArrayLike | None = None,
     pixel_metrics: bool = True,
     fpr_limit: float = 0.3,
+    nfa_scores: ArrayLike | None = None,
+    nfa_masks: ArrayLike | None = None,
 ) -> dict:
     """The metric blocks of ``results.json`` from test-set arrays.
 
@@ -75,6 +78,10 @@ def build_report(
         pixel_metrics: compute the ``pixel`` block when maps and masks exist. Defaults to
             True.
         fpr_limit: FPR bound of AUPRO. Defaults to 0.3.
+        nfa_scores: (N,) per-image ``nfa_score`` of a model with an a-contrario threshold
+            (U-Flow), or None. Given, ``thresholds`` gets a fifth entry, ``nfa``
+            (:func:`~adtool.evaluation.thresholds.nfa_threshold`). Defaults to None.
+        nfa_masks: (N, H, W) pixels that model detected, or None. Defaults to None.
 
     Returns:
         ``{"image", "pixel", "thresholds", "confusion", "per_defect", "n_test"}``; ``pixel``
@@ -107,6 +114,8 @@ def build_report(
         image["note"] = NORMAL_ONLY_NOTE
         for name, entry in normal_only["percentile_thresholds"].items():
             thresholds[name] = {**(thresholds.get(name) or {}), **entry}
+    if nfa_scores is not None:
+        thresholds["nfa"] = nfa_threshold(nfa_scores, y, nfa_masks, masks)
     report = {
         "image": image,
         "pixel": pixel,
@@ -216,6 +225,20 @@ def format_results_txt(report: dict) -> str:
         if entry.get("note"):
             extra.append(f"note: {entry['note']}")
         lines.append(f"  {name:<14} {text:>12}" + (f"   ({', '.join(extra)})" if extra else ""))
+    nfa = thresholds.get("nfa")
+    if nfa:
+        pixel_nfa = nfa.get("pixel") or {}
+        lines.append(
+            f"  {'nfa':<14} {'log10 NFA < log10 eps':>12}   (images: precision "
+            f"{_fmt(nfa.get('precision'))}, recall {_fmt(nfa.get('recall'))}, f1 "
+            f"{_fmt(nfa.get('f1'))}"
+            + (
+                f"; pixels: IoU {_fmt(pixel_nfa.get('IoU'))}, F1 {_fmt(pixel_nfa.get('F1'))}"
+                if pixel_nfa
+                else ""
+            )
+            + ")"
+        )
 
     confusion = report.get("confusion")
     if confusion:

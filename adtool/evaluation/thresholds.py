@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adtool.evaluation.functional import ArrayLike, roc_curve, to_numpy
+from adtool.evaluation.functional import ArrayLike, image_auroc, roc_curve, to_numpy
 
 NO_ANOMALOUS = "only normal images (label 0) in this split; no anomalous image to separate"
 NO_NORMAL = "only anomalous images (label 1) in this split; no normal image to separate"
@@ -287,3 +287,70 @@ def confusion_report(
         **empty,
         "note": "no threshold could be computed for this split",
     }
+
+
+#: The ``nfa`` entry's note: what its rule acts on (not the image score).
+NFA_NOTE = (
+    "a-contrario threshold (U-Flow): an image is anomalous when some pixel has "
+    "log10(NFA) < log10(epsilon), i.e. nfa_score > 0; it acts on the NFA map, not on the "
+    "image score, so it has no score value"
+)
+
+
+def nfa_threshold(
+    nfa_scores: ArrayLike,
+    labels: ArrayLike,
+    nfa_masks: ArrayLike | None = None,
+    masks: ArrayLike | None = None,
+) -> dict:
+    """The ``nfa`` entry: the decisions of an automatic, unsupervised NFA threshold.
+
+    Only models that give per-image ``nfa_score`` (``max`` over pixels of
+    ``log10 epsilon - log10 NFA``) get this entry. An image is anomalous when its
+    ``nfa_score > 0``; a pixel when its ``nfa_mask`` is set.
+
+    Args:
+        nfa_scores: (N,) per-image ``nfa_score``.
+        labels: (N,) 0 normal / 1 anomalous.
+        nfa_masks: (N, H, W) 0/1 detected pixels, or None.
+        masks: (N, H, W) ground-truth masks, or None.
+
+    Returns:
+        ``{"rule", "note", "TP", "FN", "TN", "FP", "accuracy", "precision", "recall",
+        "f1", "nfa_score_AUROC", "pixel"}`` (``nfa_score_AUROC``: how well the NFA ranks
+        the images, None for one class); ``pixel`` holds
+        ``{"precision", "recall", "F1", "IoU"}`` of the detected pixels against the
+        masks over the whole test set (None without masks).
+    """
+    s = to_numpy(nfa_scores, np.float64).ravel()
+    y = to_numpy(labels, np.float64).ravel() > 0
+    pred = s > 0
+    tp, fp = int(np.sum(pred & y)), int(np.sum(pred & ~y))
+    fn, tn = int(np.sum(~pred & y)), int(np.sum(~pred & ~y))
+    entry = {
+        "rule": "anomalous where log10(NFA) < log10(epsilon); epsilon in model_info.nfa",
+        "note": NFA_NOTE,
+        "TP": tp,
+        "FN": fn,
+        "TN": tn,
+        "FP": fp,
+        "accuracy": (tp + tn) / s.size if s.size else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "nfa_score_AUROC": image_auroc(s, y.astype(np.int64)),
+        "pixel": None,
+    }
+    if nfa_masks is not None and masks is not None:
+        detected = to_numpy(nfa_masks, np.float64) > 0
+        truth = to_numpy(masks, np.float64) > 0
+        ptp = int(np.sum(detected & truth))
+        pfp = int(np.sum(detected & ~truth))
+        pfn = int(np.sum(~detected & truth))
+        entry["pixel"] = {
+            "precision": ptp / (ptp + pfp) if ptp + pfp else 0.0,
+            "recall": ptp / (ptp + pfn) if ptp + pfn else 0.0,
+            "F1": 2 * ptp / (2 * ptp + pfp + pfn) if ptp + pfp + pfn else 0.0,
+            "IoU": ptp / (ptp + pfp + pfn) if ptp + pfp + pfn else 0.0,
+        }
+    return entry

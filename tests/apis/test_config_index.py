@@ -32,6 +32,8 @@ PAPER_DEFAULTS = {
     "dfkde": "dfkde_r18_mvtec",
     "cfa": "cfa_wrn50_mvtec",
     "draem": "draem_mvtec",
+    "uflow": "uflow_mcait_mvtec",
+    "csflow": "csflow_effnetb5_mvtec",
 }
 
 

@@ -19,8 +19,13 @@ LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 def sample_config(config: str, sample_root: str | Path, overrides: dict | None = None) -> Config:
-    """``config`` with every dataloader reading ``sample_root``, plus ``overrides``."""
-    options = {f"{loader}.dataset.data_root": str(sample_root) for loader in LOADERS}
+    """``config`` with each of its dataloaders reading ``sample_root``, plus ``overrides``."""
+    base = load_config(config)
+    options = {
+        f"{loader}.dataset.data_root": str(sample_root)
+        for loader in LOADERS
+        if isinstance(base.get(loader), dict) and "dataset" in base[loader]
+    }
     return load_config(config, {**options, **(overrides or {})})
 
 
@@ -46,14 +51,21 @@ def summary_line(config: str, category: str, result: dict, total_s: float) -> st
 
 
 def run_floor(
-    config: str,
+    config: str | Config,
     category: str,
     sample_root: str | Path,
     work_dir: str | Path,
     overrides: dict | None = None,
 ) -> tuple[dict, str, Config]:
-    """Run ``config`` on one sample category; returns (results, printed summary, config)."""
-    cfg = sample_config(config, sample_root, overrides)
+    """Run ``config`` on one sample category; returns (results, printed summary, config).
+
+    ``config`` is a name (pointed at ``sample_root`` here, plus ``overrides``) or a Config
+    the test has already pointed at the data.
+    """
+    if isinstance(config, Config):
+        cfg, config = config, Path(config.filename).stem
+    else:
+        cfg = sample_config(config, sample_root, overrides)
     start = time.perf_counter()
     result = run_category(cfg, category, work_dir)
     summary = summary_line(config, category, result, time.perf_counter() - start)

@@ -22,12 +22,8 @@ epoch, so only the batch-norm statistics move), disk / twill: image AUROC 0.46 /
 pixel AUROC 0.45 / 0.54.
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -36,31 +32,9 @@ FLOORS = {"disk": (0.70, 0.95), "twill": (0.40, 0.65)}
 CONFIG = "autoencoder_conv_sample"
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0, categories=tuple(FLOORS))
-
-
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_autoencoder_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        CONFIG,
-        {
-            f"{loader}.dataset.data_root": str(sample_root)
-            for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    image_floor, pixel_floor = FLOORS[category]
-    summary = (
-        f"{CONFIG} {category}: image AUROC {result['image']['AUROC']:.4f}, pixel AUROC "
-        f"{result['pixel']['AUROC']:.4f}, AUPRO {result['pixel']['AUPRO']:.4f}, epochs "
-        f"{result['train']['epochs']}, train {result['timing']['train_s']:.1f} s, total "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
+    result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path)
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert result["train"]["epochs"] == cfg.train_cfg.max_epochs
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[category])

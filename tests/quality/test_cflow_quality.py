@@ -18,39 +18,19 @@ This test takes about 95 s here (34 s disk, 42 s twill, 5 s data).
 """
 
 import pytest
-
-from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
 EPOCHS = 5
-IMAGE_FLOOR = {"disk": 0.90, "twill": 0.60}
-PIXEL_FLOOR = {"disk": 0.95, "twill": 0.85}
+# category -> (image AUROC floor, pixel AUROC floor); measured numbers above.
+FLOORS = {"disk": (0.90, 0.95), "twill": (0.60, 0.85)}
+SHORT = {"train_cfg.max_epochs": EPOCHS, "train_cfg.val_interval": EPOCHS, "custom_hooks": []}
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    # Each category is seeded on its own: the same images as make_sample_data.py [--hard].
-    return make_sample_dataset(
-        tmp_path_factory.mktemp("sample"), seed=0, categories=("disk", "twill")
-    )
-
-
-@pytest.mark.parametrize("category", ["disk", "twill"])
+@pytest.mark.parametrize("category", list(FLOORS))
 def test_cflow_effnetlite0_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        "cflow_effnetlite0_sample",
-        {
-            "train_dataloader.dataset.data_root": str(sample_root),
-            "val_dataloader.dataset.data_root": str(sample_root),
-            "test_dataloader.dataset.data_root": str(sample_root),
-            "train_cfg.max_epochs": EPOCHS,
-            "train_cfg.val_interval": EPOCHS,
-            "custom_hooks": [],
-        },
-    )
-    result = run_category(cfg, category, tmp_path)
+    config = "cflow_effnetlite0_sample"
+    result, summary, _ = run_floor(config, category, sample_root, tmp_path, SHORT)
     assert result["n_train"] == 40 and result["train"]["iters"] == EPOCHS * 10
-    assert result["image"]["AUROC"] >= IMAGE_FLOOR[category], result["image"]
-    assert result["pixel"]["AUROC"] >= PIXEL_FLOOR[category], result["pixel"]
+    assert_floors(result, summary, *FLOORS[category])

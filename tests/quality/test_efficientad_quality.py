@@ -29,9 +29,8 @@ normalised map gave disk pixel AUROC 0.58), not the teacher's value.
 import time
 
 import pytest
+from floors import assert_floors, run_floor
 
-from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
 from adtool.models.anomaly.efficientad.distill import distill_teacher
 
 pytestmark = pytest.mark.quality
@@ -39,11 +38,6 @@ pytestmark = pytest.mark.quality
 CONFIG = "efficientad_s_sample"
 # category -> (image AUROC floor, pixel AUROC floor); measured numbers above.
 FLOORS = {"disk": (0.55, 0.85), "twill": (0.55, 0.72)}
-
-
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0, categories=list(FLOORS))
 
 
 @pytest.fixture(scope="module")
@@ -71,28 +65,9 @@ def teacher_dir(sample_root, tmp_path_factory):
 
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_efficientad_s_sample_reaches_floor(category, sample_root, teacher_dir, tmp_path):
-    root = str(sample_root)
-    cfg = load_config(
-        CONFIG,
-        {
-            "train_dataloader.dataset.data_root": root,
-            "test_dataloader.dataset.data_root": root,
-            "model.teacher.backbone_dir": str(teacher_dir),
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    image_floor, pixel_floor = FLOORS[category]
-    summary = (
-        f"{CONFIG} {category}: image AUROC {result['image']['AUROC']:.4f}, pixel AUROC "
-        f"{result['pixel']['AUROC']:.4f}, AUPRO {result['pixel']['AUPRO']:.4f}, steps "
-        f"{result['train']['iters']}, train {result['timing']['train_s']:.1f} s, test "
-        f"{result['timing']['test_images_per_s']:.1f} images/s, total "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
+    teacher = {"model.teacher.backbone_dir": str(teacher_dir)}
+    result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path, teacher)
     assert result["train"]["iters"] == cfg.train_cfg.max_iters
     assert result["model_info"]["teacher"].startswith(str(teacher_dir))
     assert result["model_info"]["validation"].startswith("4 of 40 training images")
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[category])

@@ -33,11 +33,8 @@ here to keep ``make test`` short.
 The floors sit below the measured values and above what a random backbone gives.
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -50,31 +47,13 @@ FLOORS = {
     "twill": (0.75, 0.90),
     "washer": (0.57, 0.86),
 }
+SHORT = {"train_cfg.max_epochs": EPOCHS, "train_cfg.val_interval": EPOCHS, "custom_hooks": []}
 
 
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_fastflow_effnetlite0_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        "fastflow_effnetlite0_sample",
-        {
-            "train_dataloader.dataset.data_root": str(sample_root),
-            "val_dataloader.dataset.data_root": str(sample_root),
-            "test_dataloader.dataset.data_root": str(sample_root),
-            "train_cfg.max_epochs": EPOCHS,
-            "train_cfg.val_interval": EPOCHS,
-            "custom_hooks": [],
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    summary = (
-        f"fastflow_effnetlite0_sample {category}: image AUROC {result['image']['AUROC']:.4f}, "
-        f"pixel AUROC {result['pixel']['AUROC']:.4f}, train {result['timing']['train_s']:.1f} s, "
-        f"total {time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
-    image_floor, pixel_floor = FLOORS[category]
+    config = "fastflow_effnetlite0_sample"
+    result, summary, _ = run_floor(config, category, sample_root, tmp_path, SHORT)
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert result["train"]["epochs"] == EPOCHS and result["train"]["iters"] == EPOCHS * 10
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[category])

@@ -22,12 +22,8 @@ the image, a fraction of one cell. The other categories (configs/fre/README.md):
 AUROC barely tells real from random weights, so twill is the hard category guarded here).
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -36,30 +32,8 @@ CONFIG = "fre_effnetlite0_sample"
 FLOORS = {"disk": (0.95, 0.92), "twill": (0.62, 0.72)}
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0, categories=list(FLOORS))
-
-
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_fre_effnetlite0_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        CONFIG,
-        {
-            f"{loader}.dataset.data_root": str(sample_root)
-            for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    image_floor, pixel_floor = FLOORS[category]
-    summary = (
-        f"{CONFIG} {category}: image AUROC {result['image']['AUROC']:.4f}, pixel AUROC "
-        f"{result['pixel']['AUROC']:.4f}, AUPRO {result['pixel']['AUPRO']:.4f}, epochs "
-        f"{result['train']['epochs']}, train {result['timing']['train_s']:.1f} s, total "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
+    result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path)
     assert result["n_train"] == 40 and result["train"]["epochs"] == cfg.train_cfg.max_epochs
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[category])

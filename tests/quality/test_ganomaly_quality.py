@@ -27,12 +27,8 @@ On 2026-12-04 the same code (the landed commit e7958a4 as well as later ones) ga
 its floor (0.50) only catches a score gone the wrong way; disk's floor is the real check.
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
-from adtool.datasets import make_sample_dataset
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -41,29 +37,10 @@ FLOORS = {"disk": 0.52, "twill": 0.50}
 CONFIG = "ganomaly_sample"
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory):
-    return make_sample_dataset(tmp_path_factory.mktemp("sample"), seed=0, categories=tuple(FLOORS))
-
-
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_ganomaly_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        CONFIG,
-        {
-            f"{loader}.dataset.data_root": str(sample_root)
-            for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    summary = (
-        f"{CONFIG} {category}: image AUROC {result['image']['AUROC']:.4f}, epochs "
-        f"{result['train']['epochs']}, train {result['timing']['train_s']:.1f} s, total "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
+    result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path)
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert result["pixel"] is None  # image-only method
     assert result["train"]["epochs"] == cfg.train_cfg.max_epochs
-    assert result["image"]["AUROC"] >= FLOORS[category], summary
+    assert_floors(result, summary, FLOORS[category], None)

@@ -23,11 +23,11 @@ Floors sit a few points below the measured values and above the random-weight on
 """
 
 import csv
-import time
 
 import pytest
+from floors import assert_floors, run_floor
 
-from adtool.apis import load_config, run_category
+from adtool.apis import run_category
 
 pytestmark = pytest.mark.quality
 
@@ -48,24 +48,9 @@ def _scores(path):
 
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_patchcore_effnetlite0_reaches_floor(category, sample_root, tmp_path):
-    cfg = load_config(
-        "patchcore_effnetlite0_sample",
-        {
-            "train_dataloader.dataset.data_root": str(sample_root),
-            "test_dataloader.dataset.data_root": str(sample_root),
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path / "a")
-    summary = (
-        f"patchcore_effnetlite0_sample {category}: image AUROC {result['image']['AUROC']:.4f}, "
-        f"pixel AUROC {result['pixel']['AUROC']:.4f}, train {result['timing']['train_s']:.1f} s, "
-        f"total {time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
-    image_floor, pixel_floor = FLOORS[category]
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    config = "patchcore_effnetlite0_sample"
+    result, summary, cfg = run_floor(config, category, sample_root, tmp_path / "a")
+    assert_floors(result, summary, *FLOORS[category])
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     if category == "disk":
         # A second run gives identical per-image scores.

@@ -46,13 +46,14 @@ pixel AUROC 0.497 / 0.456 (twill), 0.475 / 0.754 (washer). Reverse Distillation 
 on twill only (its runs are the longest; on washer it scores near 1 anyway); its
 random-weight run on the hard categories was not measured, the easy-category contrast
 above stands for it.
+
+Floors: STFPM on all five categories (~30 s each); Reverse Distillation on disk (easy)
+and twill (hard) only, ~100 s each on an idle machine: its fabric and tiles numbers above
+stay as measurements, not as tests, to keep `make test` in its budget.
 """
 
-import time
-
 import pytest
-
-from adtool.apis import load_config, run_category
+from floors import assert_floors, run_floor
 
 pytestmark = pytest.mark.quality
 
@@ -62,36 +63,15 @@ FLOORS = {
     ("stfpm_effnetlite0_sample", "fabric"): (0.95, 0.97),
     ("stfpm_effnetlite0_sample", "tiles"): (0.90, 0.97),
     ("reverse_distillation_effnetlite0_sample", "disk"): (0.85, 0.97),
-    ("reverse_distillation_effnetlite0_sample", "fabric"): (0.95, 0.97),
-    ("reverse_distillation_effnetlite0_sample", "tiles"): (0.93, 0.97),
     ("stfpm_effnetlite0_sample", "twill"): (0.70, 0.93),
     ("stfpm_effnetlite0_sample", "washer"): (0.80, 0.96),
-    # One hard category for Reverse Distillation: 20 epochs at 256 px cost ~2.5 min per
-    # category on an idle machine, and `make test` has a 35-minute budget.
     ("reverse_distillation_effnetlite0_sample", "twill"): (0.63, 0.93),
 }
 
 
 @pytest.mark.parametrize(("config", "category"), list(FLOORS))
 def test_distillation_effnetlite0_reaches_floor(config, category, sample_root, tmp_path):
-    cfg = load_config(
-        config,
-        {
-            "train_dataloader.dataset.data_root": str(sample_root),
-            "val_dataloader.dataset.data_root": str(sample_root),
-            "test_dataloader.dataset.data_root": str(sample_root),
-        },
-    )
-    start = time.perf_counter()
-    result = run_category(cfg, category, tmp_path)
-    image_floor, pixel_floor = FLOORS[(config, category)]
-    summary = (
-        f"{config} {category}: image AUROC {result['image']['AUROC']:.4f}, pixel AUROC "
-        f"{result['pixel']['AUROC']:.4f}, epochs {result['train']['epochs']}, train "
-        f"{result['timing']['train_s']:.1f} s, total {time.perf_counter() - start:.1f} s"
-    )
-    print(summary)
+    result, summary, cfg = run_floor(config, category, sample_root, tmp_path)
     assert result["n_train"] == 40 and result["n_test"] == 15 + 3 * 8
     assert 1 <= result["train"]["epochs"] <= cfg.train_cfg.max_epochs
-    assert result["image"]["AUROC"] >= image_floor, summary
-    assert result["pixel"]["AUROC"] >= pixel_floor, summary
+    assert_floors(result, summary, *FLOORS[(config, category)])

@@ -172,6 +172,14 @@ class AnomalyMetric(BaseMetric):
                     "image": image,
                 }
             )
+            if "nfa_score" in sample:  # a model with an a-contrario threshold (U-Flow)
+                nfa_mask = sample.get("nfa_mask")
+                self.results[-1]["nfa_score"] = _scalar(sample["nfa_score"], "nfa_score")
+                self.results[-1]["nfa_mask"] = (
+                    None
+                    if nfa_mask is None
+                    else (_plane(nfa_mask, torch.float32) > 0).to(torch.uint8)
+                )
 
     def evaluate(self, size: int) -> dict:
         """mmengine's ``evaluate``; distributed, the main process gathers by message passing.
@@ -207,6 +215,7 @@ class AnomalyMetric(BaseMetric):
         labels = np.asarray([r["label"] for r in results], dtype=np.int64)
         defect_types = [str(r["defect_type"]) for r in results]
         maps, masks = self._maps_and_masks(results)
+        nfa_scores, nfa_masks = self._nfa(results, masks)
         report = build_report(
             scores,
             labels,
@@ -215,6 +224,8 @@ class AnomalyMetric(BaseMetric):
             masks=masks,
             pixel_metrics=self.pixel_metrics,
             fpr_limit=self.fpr_limit,
+            nfa_scores=nfa_scores,
+            nfa_masks=nfa_masks,
         )
         self.last_report = report
         self.last_arrays = {
@@ -234,6 +245,17 @@ class AnomalyMetric(BaseMetric):
                 if values.get(key) is not None:
                     flat[f"{block}_{key}"] = values[key]
         return flat
+
+    @staticmethod
+    def _nfa(results: list, masks: torch.Tensor | None) -> tuple[np.ndarray | None, Any]:
+        """Per-image ``nfa_score`` and stacked ``nfa_mask`` when every sample has them."""
+        if not results or any("nfa_score" not in r for r in results):
+            return None, None
+        scores = np.asarray([r["nfa_score"] for r in results], dtype=np.float64)
+        if masks is None or any(r["nfa_mask"] is None for r in results):
+            return scores, None
+        size = tuple(masks.shape[-2:])
+        return scores, _stack([r["nfa_mask"] for r in results], size, "nearest")
 
     @staticmethod
     def _maps_and_masks(results: list) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -110,6 +110,32 @@ def gaussian_log_likelihood(
     return log_p + z.shape[1] * LOG_NORMAL_CONST if constant else log_p
 
 
+def atan_soft_clamp(log_scale: torch.Tensor, clamp: float) -> torch.Tensor:
+    """FrEIA's ``ATAN`` soft clamp of an affine log-scale: ``clamp * 0.636 * atan(s / clamp)``.
+
+    Smooth, odd and close to the identity near 0, bounded by about ``+-clamp`` (0.636 is
+    FrEIA's and CS-Flow's rounding of 2 / pi). ``clamp <= 0`` turns it off.
+    """
+    if clamp <= 0:
+        return log_scale
+    return clamp * 0.636 * torch.atan(log_scale / clamp)
+
+
+def channel_permutation(channels: int, seed: int) -> torch.Tensor:
+    """A fixed random permutation of ``channels`` indices from its own seeded generator.
+
+    Unlike FrEIA's permutations it does not draw from numpy's global generator, so a
+    flow built twice with the same seeds permutes the same way whatever ran before.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(int(channels), generator=generator)
+
+
+def flatten_latents(latents: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Latents of several levels or scales (N, ...) each -> one (N, D) tensor, D their sum."""
+    return torch.cat([z.flatten(1) for z in latents], dim=1)
+
+
 def positional_encoding_2d(dim: int, height: int, width: int) -> torch.Tensor:
     """(dim, height, width) 2D sinusoidal positional encoding (CFlow's condition).
 
