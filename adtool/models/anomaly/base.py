@@ -136,7 +136,8 @@ class BaseAnomalyModel(BaseModel):
         if self.tiler is None:
             return self.anomaly_outputs(inputs)
         size = tuple(inputs.shape[-2:])
-        parts = [self.anomaly_outputs(chunk) for chunk in self.tiler.tile(inputs).split(len(inputs))]
+        chunks = self.tiler.tile(inputs).split(len(inputs))
+        parts = [self.anomaly_outputs(chunk) for chunk in chunks]
         scores = self.tiler.tile_scores(torch.cat([p[0] for p in parts]), size)
         if parts[0][1] is None:
             return scores, None

@@ -77,7 +77,7 @@ class Tiler:
         return torch.stack(tiles, dim=1).flatten(0, 1)
 
     def untile(self, tiles: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        """(B * T, ..., th, tw) -> (B, ..., H, W): each tile put back, the mean where they overlap."""
+        """(B * T, ..., th, tw) -> (B, ..., H, W): tiles put back, averaged in overlaps."""
         boxes = self.boxes(size)
         th, tw = self.tile_size
         if tuple(tiles.shape[-2:]) != (th, tw):
