@@ -18,7 +18,8 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from adtool.engine.dist import broadcast_buffers, gather_to_main
-from adtool.models.components import gaussian_blur
+from adtool.errors import ConfigError
+from adtool.models.components import Tiler, gaussian_blur
 from adtool.models.postprocess import PostProcessor
 from adtool.structures import AnomalyDataSample
 
@@ -46,14 +47,101 @@ class BaseAnomalyModel(BaseModel):
     * :meth:`train_step` is mmengine's; override it for several optimisers or phases
       (the config's ``optim_wrapper`` then builds an ``OptimWrapperDict``).
 
+    Tiling (``model.data_preprocessor.tiling=dict(tile_size=..., stride=...)``): the
+    model runs on overlapping tiles of each image (:class:`~adtool.models.components.Tiler`)
+    instead of the whole image. Training (``loss``, ``fit_step``) sees the tiles as
+    images, each with its own crop of the sample's per-pixel fields (``gt_mask``,
+    ``img_clean``); ``predict`` stitches the tiles' maps back to the input size (mean in
+    overlaps) and scores an image by its worst tile. A method whose own ``train_step``,
+    ``predict`` or lifecycle hooks read whole images does not support it unless it says so
+    (``supports_tiling = True``, and it calls :meth:`tile_inputs` where it reads a batch
+    itself); building one with tiling is a ``ConfigError``.
+
     Args:
         data_preprocessor: Config of the batch normaliser. Defaults to None.
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    #: None: tiling is supported when the method keeps the base ``train_step`` and
+    #: ``predict`` and no-op lifecycle hooks; True / False: the method's own answer.
+    supports_tiling: bool | None = None
+
     def __init__(self, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocessor = PostProcessor()
+        if self.tiler is not None and not self._tiling_supported():
+            raise ConfigError(
+                f"{type(self).__name__} does not support tiling (its training reads whole "
+                "images); remove model.data_preprocessor.tiling or resize the images instead"
+            )
+
+    # ------------------------------------------------------------------ tiling
+
+    @property
+    def tiler(self) -> Tiler | None:
+        """The data preprocessor's :class:`Tiler` (``tiling=...``), None without tiling."""
+        return getattr(self.data_preprocessor, "tiler", None)
+
+    @classmethod
+    def _tiling_supported(cls) -> bool:
+        if cls.supports_tiling is not None:
+            return cls.supports_tiling
+        hooks_noop = all(
+            getattr(getattr(cls, name), "lifecycle_noop", False)
+            for name in ("before_train", "after_train")
+        )
+        own_steps = cls.train_step is not BaseAnomalyModel.train_step or (
+            cls.predict is not BaseAnomalyModel.predict
+        )
+        return hooks_noop and not own_steps
+
+    def tile_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> the (B * T, C, th, tw) tiles the model sees (``inputs`` untiled)."""
+        return inputs if self.tiler is None else self.tiler.tile(inputs)
+
+    def tile_batch(
+        self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None
+    ) -> tuple[torch.Tensor, list[AnomalyDataSample] | None]:
+        """Tiles of a training batch, each with its crop of the sample's per-pixel fields.
+
+        A data field whose last two dimensions are the input's (H, W) is cropped like the
+        image; other fields and the metainfo are copied, with ``img_shape`` the tile's and
+        ``tile_index`` its place (row by row).
+        """
+        if self.tiler is None:
+            return inputs, data_samples
+        size = tuple(inputs.shape[-2:])
+        tiles = self.tiler.tile(inputs)
+        if not data_samples:
+            return tiles, data_samples
+        th, tw = self.tiler.tile_size
+        tiled = []
+        for sample in data_samples:
+            for k, (top, left) in enumerate(self.tiler.boxes(size)):
+                part = sample.clone()
+                for name, value in sample.items():
+                    if isinstance(value, torch.Tensor) and tuple(value.shape[-2:]) == size:
+                        crop = value[..., top : top + th, left : left + tw].clone()
+                        part.set_field(crop, name, dtype=torch.Tensor)
+                part.set_metainfo({"img_shape": (th, tw), "tile_index": k})
+                tiled.append(part)
+        return tiles, tiled
+
+    def outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`anomaly_outputs` of the whole images, or of their tiles stitched back.
+
+        Tiles go through the model ``len(inputs)`` at a time (the configured batch), so
+        tiling a batch does not multiply the memory a forward pass needs.
+        """
+        if self.tiler is None:
+            return self.anomaly_outputs(inputs)
+        size = tuple(inputs.shape[-2:])
+        chunks = self.tiler.tile(inputs).split(len(inputs))
+        parts = [self.anomaly_outputs(chunk) for chunk in chunks]
+        scores = self.tiler.tile_scores(torch.cat([p[0] for p in parts]), size)
+        if parts[0][1] is None:
+            return scores, None
+        return scores, self.tiler.untile(torch.cat([p[1] for p in parts]), size)
 
     def forward(
         self,
@@ -62,11 +150,11 @@ class BaseAnomalyModel(BaseModel):
         mode: str = "tensor",
     ):
         if mode == "loss":
-            return self.loss(inputs, data_samples)
+            return self.loss(*self.tile_batch(inputs, data_samples))
         if mode == "predict":
             return self.predict(inputs, data_samples)
         if mode == "tensor":
-            return self.anomaly_outputs(inputs)
+            return self.outputs(inputs)
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
     @abstractmethod
@@ -83,7 +171,7 @@ class BaseAnomalyModel(BaseModel):
     def predict(
         self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None
     ) -> list[AnomalyDataSample]:
-        scores, maps = self.anomaly_outputs(inputs)
+        scores, maps = self.outputs(inputs)
         if data_samples is None:
             data_samples = [AnomalyDataSample() for _ in range(len(scores))]
         for i, (sample, score) in enumerate(zip(data_samples, scores)):
@@ -176,7 +264,15 @@ class MemoryBankModel(BaseAnomalyModel):
         data = self.data_preprocessor(data_batch, False)
         samples = data.get("data_samples") or [None] * len(data["inputs"])
         paths = [None if s is None else s.metainfo.get("img_path") for s in samples]
-        self._collected.append((paths, self.embed(data["inputs"]).cpu()))
+        inputs = data["inputs"]
+        if self.tiler is not None:
+            # Tiles in groups of the batch size; each image's tiles stay together, so the
+            # embeddings still split per image (distributed fit).
+            tiles = self.tiler.tile(inputs).split(len(inputs))
+            embeddings = torch.cat([self.embed(chunk) for chunk in tiles])
+        else:
+            embeddings = self.embed(inputs)
+        self._collected.append((paths, embeddings.cpu()))
 
     def fit(self) -> None:
         """Fit on every rank's embeddings: the main process fits, the others copy its buffers.

@@ -3,6 +3,7 @@ from .coreset import coverage_radius, greedy_coreset, random_projection
 from .gaussian import fit_gaussian, mahalanobis
 from .knn import nearest_neighbors
 from .pca import PCAFit, fit_pca, pca_inverse_transform, pca_transform
+from .tiler import Tiler
 
 __all__ = [
     "coverage_radius",
@@ -16,4 +17,5 @@ __all__ = [
     "pca_transform",
     "PCAFit",
     "random_projection",
+    "Tiler",
 ]

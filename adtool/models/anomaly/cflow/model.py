@@ -75,6 +75,9 @@ class CFlow(BaseAnomalyModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    # after_train reads the training batches through tile_inputs.
+    supports_tiling = True
+
     def __init__(
         self,
         backbone: dict,
@@ -168,7 +171,7 @@ class CFlow(BaseAnomalyModel):
         self.eval()
         maxima = torch.full_like(self.log_prob_max, float("-inf"))
         for batch in train_loader:
-            inputs = self.data_preprocessor(batch, False)["inputs"]
+            inputs = self.tile_inputs(self.data_preprocessor(batch, False)["inputs"])
             for level, log_prob in enumerate(self.level_log_probs(inputs)):
                 maxima[level] = torch.maximum(maxima[level], log_prob.max())
         self.log_prob_max.copy_(maxima)

@@ -72,6 +72,9 @@ class DRAEM(BaseAnomalyModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    # before_train only names the anomaly source; loss reads the tiled img_clean/gt_mask.
+    supports_tiling = True
+
     def __init__(
         self,
         reconstructive_width: int = 128,

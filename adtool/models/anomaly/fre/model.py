@@ -56,6 +56,9 @@ class FRE(BaseAnomalyModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    # Its hooks only empty the feature cache (keyed by path and input, so tiles too).
+    supports_tiling = True
+
     def __init__(
         self,
         backbone: dict,
