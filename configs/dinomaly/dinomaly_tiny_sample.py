@@ -65,4 +65,11 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
 
-tiny_overrides = {"train_cfg.max_iters": 4}
+# Read only by tests/apis/test_integration.py: four iterations at 56 px (a multiple of
+# the patch size 14, instead of the generic 64 px).
+tiny_overrides = {
+    "_delete_": True,
+    "train_cfg.max_iters": 4,
+    "train_dataloader.dataset.pipeline.1.size": 56,
+    "test_dataloader.dataset.pipeline.2.size": 56,
+}

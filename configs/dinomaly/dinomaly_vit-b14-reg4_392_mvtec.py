@@ -18,3 +18,10 @@ test_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+
+# Read only by tests/apis/test_integration.py: 56 px (a multiple of the patch size 14)
+# instead of the generic 64 px, plus the base config's shrink.
+tiny_overrides = {
+    "train_dataloader.dataset.pipeline.1.size": 56,
+    "test_dataloader.dataset.pipeline.2.size": 56,
+}

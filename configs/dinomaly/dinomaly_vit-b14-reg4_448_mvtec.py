@@ -103,5 +103,6 @@ log_processor = dict(by_epoch=False)
 
 # Read only by tests/apis/test_integration.py, never by a run: what its tiny run needs
 # beyond the generic shrink (random weights, 64 px, 4-image batches, generated data).
-# A few iterations instead of 5000; the ViT-B encoder at 56 px (4 x 4 tokens) is cheap.
-tiny_overrides = {"train_cfg.max_iters": 4}
+# A few iterations instead of 5000, with the ViT-S/14 of the same family (56 px: 4 x 4
+# tokens) so that each of the 9 grid configs runs in seconds.
+tiny_overrides = {"train_cfg.max_iters": 4, "model.backbone.arch": "vit_small_patch14_reg4_dinov2"}

@@ -8,3 +8,10 @@ alias = ["dinomaly-large-392"]
 model = dict(
     backbone=dict(arch="vit_large_patch14_reg4_dinov2", block_indices=[4, 6, 8, 10, 12, 14, 16, 18])
 )
+
+# Read only by tests/apis/test_integration.py: the ViT-S/14 stand-in has 12 blocks.
+tiny_overrides = {
+    "train_cfg.max_iters": 4,
+    "model.backbone.arch": "vit_small_patch14_reg4_dinov2",
+    "model.backbone.block_indices": [2, 3, 4, 5, 6, 7, 8, 9],
+}

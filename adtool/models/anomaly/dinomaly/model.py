@@ -120,6 +120,13 @@ class Dinomaly(BaseAnomalyModel):
 
     def features(self, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Group-averaged encoder maps (no gradient) and their restorations, (B, C, h, w)."""
+        patch = self.backbone.reductions[0]
+        if inputs.shape[-2] % patch or inputs.shape[-1] % patch:
+            h, w = inputs.shape[-2:]
+            raise ConfigError(
+                f"Dinomaly input {h}x{w} is not a multiple of the encoder's patch size {patch}; "
+                f"resize or crop to a multiple, e.g. {h // patch * patch} px"
+            )
         with torch.no_grad():
             encoded = self.backbone(inputs)
         restored = self.decoder(self.neck(fuse(encoded, range(len(encoded)))))[::-1]
