@@ -19,10 +19,10 @@ from adtool.models.anomaly.dinomaly import (
     LinearAttentionDecoder,
     LooseCosineLoss,
     NoisyBottleneck,
-    StableAdamW,
 )
 from adtool.models.anomaly.dinomaly.decoder import linear_attention
 from adtool.models.anomaly.dinomaly.model import top_ratio_mean
+from adtool.models.anomaly.dinomaly.stable_adamw import StableAdamW
 from adtool.models.backbones import ViTTokenBackbone
 from adtool.registry import MODELS
 

@@ -163,6 +163,9 @@ class ViTTokenBackbone(BaseModule):
         return self
 
     def _tokens(self, x: torch.Tensor) -> list[torch.Tensor]:
+        with_prefix = self.prefix_tokens and self.num_prefix_tokens > 0
+        # Only ViTs know return_prefix_tokens (CaiT's forward_intermediates does not).
+        extra = dict(return_prefix_tokens=True) if with_prefix else {}
         outputs = self.model.forward_intermediates(
             x,
             indices=self.block_indices,
@@ -170,12 +173,12 @@ class ViTTokenBackbone(BaseModule):
             stop_early=True,
             output_fmt="NLC" if self.prefix_tokens else "NCHW",
             intermediates_only=True,
-            return_prefix_tokens=self.prefix_tokens and self.num_prefix_tokens > 0,
+            **extra,
         )
         # timm returns the blocks in ascending order; the config's order is kept.
         by_block = dict(zip(sorted(set(self.block_indices)), outputs))
         outputs = [by_block[i] for i in self.block_indices]
-        if self.prefix_tokens and self.num_prefix_tokens > 0:
+        if with_prefix:
             outputs = [torch.cat([prefix, patches], dim=1) for patches, prefix in outputs]
         return outputs
 

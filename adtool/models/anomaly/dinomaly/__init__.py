@@ -4,7 +4,9 @@ from .bottleneck import NoisyBottleneck
 from .decoder import LinearAttention, LinearAttentionBlock, LinearAttentionDecoder
 from .loss import LooseCosineLoss
 from .model import Dinomaly
-from .stable_adamw import StableAdamW
+
+# Registers the StableAdamW optimiser (OPTIMIZERS, not MODELS, so it is not in __all__).
+from .stable_adamw import StableAdamW  # noqa: F401
 
 __all__ = [
     "Dinomaly",
@@ -13,5 +15,4 @@ __all__ = [
     "LinearAttentionDecoder",
     "LooseCosineLoss",
     "NoisyBottleneck",
-    "StableAdamW",
 ]

@@ -72,6 +72,7 @@ class LinearAttention(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
+@MODELS.register_module()
 class LinearAttentionBlock(nn.Module):
     """Pre-norm transformer block: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``."""
 
