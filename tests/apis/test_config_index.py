@@ -32,6 +32,7 @@ PAPER_DEFAULTS = {
     "dfkde": "dfkde_r18_mvtec",
     "cfa": "cfa_wrn50_mvtec",
     "draem": "draem_mvtec",
+    "dinomaly": "dinomaly_vit-b14-reg4_448_mvtec",
 }
 
 
