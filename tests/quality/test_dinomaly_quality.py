@@ -4,18 +4,19 @@ No DINOv2 weights are on this machine (nor any pretrained ViT), so ``dinomaly_ti
 uses a random-init ViT of the DINOv2-reg family (patch 14, 4 registers, width 64, 6
 blocks; blocks 2-5 in two groups), a 4-block linear-attention decoder, 112 px, batch 8,
 150 iterations of StableAdamW (the paper's recipe scaled down: 15 warm-up iterations, the
-hard-mining ramp over 50). Measured here (1 thread, load average 9-11 on 2 shared cores,
-so the times are 4-5x an idle machine's) with ``.venv/bin/pytest
+hard-mining ramp over 50). Measured here (1 thread, load average about 5 on 2 shared
+cores) with ``.venv/bin/pytest
 tests/quality/test_dinomaly_quality.py -m quality -s``:
 
 ========  ===========  ===========  =====  =====  =======  =========================
 category  image AUROC  pixel AUROC  AUPRO  iters  train s  untrained (lr 0): img/pix
 ========  ===========  ===========  =====  =====  =======  =========================
-disk      0.397        0.904        0.722  150    40.2     0.356 / 0.891
-twill     0.708        0.879        0.535  150    44.4     0.511 / 0.761
+disk      0.397        0.904        0.722  150    14.7     0.356 / 0.891
+twill     0.708        0.879        0.535  150    16.2     0.511 / 0.761
 ========  ===========  ===========  =====  =====  =======  =========================
 
-The two tests took 54 s and 58 s (plus 36 s generating the session's sample data).
+The two tests took 18 s and 22 s (plus 15 s generating the session's sample data);
+at load 9-10 the same AUROCs came in 54 s and 58 s.
 (washer, the other hard category, separately: 0.464 / 0.795, untrained 0.394 / 0.711.)
 
 Untrained = ``optim_wrapper.optimizer.lr=0``: the same 150 iterations move nothing, so
