@@ -52,6 +52,15 @@ CfgOpt = Annotated[
     typer.Option("--cfg-options", help="Override a config key: a.b=value (repeatable)."),
 ]
 
+MultiClassOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--multi-class/--single-class",
+        help="One model trained on all the --category categories, tested per category "
+        "(default: the config's multi_class key, else single-class).",
+    ),
+]
+
 
 class Launcher(str, Enum):
     """How the processes of a run were started (mmengine's ``cfg.launcher``)."""
@@ -185,6 +194,7 @@ def train(
         bool, typer.Option("--resume", help="Resume from the last checkpoint.")
     ] = False,
     launcher: LauncherOpt = Launcher.none,
+    multi_class: MultiClassOpt = None,
 ) -> None:
     """Fit or train CONFIG, then test it and write the results files per category."""
     from adtool.apis import run
@@ -201,6 +211,7 @@ def train(
             cfg_options=_with_launcher(cfg_options, launcher),
             resume=resume,
             on_result=lambda r: _is_main() and _print_result(r, root),
+            multi_class=multi_class,
         )
     except AdtoolError as e:
         _fail(e)
@@ -218,6 +229,7 @@ def test(
     dataset: DatasetOpt = None,
     cfg_options: CfgOpt = None,
     launcher: LauncherOpt = Launcher.none,
+    multi_class: MultiClassOpt = None,
 ) -> None:
     """Test a saved CHECKPOINT of CONFIG and write the results files."""
     from adtool.apis import run
@@ -234,6 +246,7 @@ def test(
             on_message=_say,
             cfg_options=_with_launcher(cfg_options, launcher),
             on_result=lambda r: _is_main() and _print_result(r, root),
+            multi_class=multi_class,
         )
     except AdtoolError as e:
         _fail(e)

@@ -412,6 +412,7 @@ def run_category(
     work_dir: str | os.PathLike,
     checkpoint: str | None = None,
     resume: bool | str = False,
+    extra: dict | None = None,
 ) -> dict:
     """Fit/train (unless ``checkpoint`` is given), test, and write the results files.
 
@@ -422,6 +423,7 @@ def run_category(
         checkpoint: Test this saved model instead of training. Defaults to None.
         resume: Resume training from the work dir's last checkpoint (True) or a path.
             Defaults to False.
+        extra: Blocks added to the results (the multi-class training). Defaults to None.
 
     Returns:
         The results dict written to ``<work_dir>/results.json``.
@@ -476,6 +478,7 @@ def run_category(
             results["model_info"] = info()
         if checkpoint is not None:
             results["checkpoint"] = str(checkpoint)
+        results.update(extra or {})
         results = jsonable(results)
         if is_main_process():  # it alone holds the test arrays (AnomalyMetric.evaluate)
             metric.write_outputs(work_dir, results)
@@ -490,6 +493,96 @@ def run_category(
         release_logs(runner)
 
 
+MULTI_CLASS_DIR = "multi_class"
+
+
+def multi_class_config(cfg: Config, categories: list[str]) -> Config:
+    """``cfg`` training one model on the concatenation of ``categories``' training sets.
+
+    Validation is dropped (it would need one evaluator per category; every category is
+    tested after training), and with it the best-checkpoint tracking.
+    """
+    cfg = copy.deepcopy(cfg)
+    loader = cfg["train_dataloader"]
+    spec = loader["dataset"]
+    loader["dataset"] = dict(
+        type="ConcatDataset",
+        datasets=[{**copy.deepcopy(spec), "category": c} for c in categories],
+        # The parts differ in their category (and mask flag) only.
+        ignore_keys=["category", "has_masks"],
+    )
+    for key in ("val_dataloader", "val_cfg", "val_evaluator"):
+        cfg[key] = None
+    checkpoint_hook = cfg.get("default_hooks", {}).get("checkpoint")
+    if checkpoint_hook:
+        checkpoint_hook["save_best"] = None
+    return cfg
+
+
+def run_multi_class(
+    cfg: Config,
+    categories: list[str],
+    root: Path,
+    checkpoint: str | None = None,
+    resume: bool | str = False,
+    on_result=None,
+) -> list[dict]:
+    """Train one model on every category (unless ``checkpoint``), then test it per category.
+
+    Training writes into ``<root>/multi_class/``; each category's results go to
+    ``<root>/<category>/`` exactly as a single-class run's, with a ``multi_class`` block
+    (categories, training time and iterations, the checkpoint tested); then
+    ``<root>/multi_class/summary.json`` lists every category's AUROCs and their mean.
+    """
+    train_dir = ensure_writable(output_dir(root, MULTI_CLASS_DIR))
+    block = {"categories": list(categories), "work_dir": str(train_dir)}
+    if checkpoint is None:
+        runner = build_runner(multi_class_config(cfg, categories), None, train_dir, resume=resume)
+        try:
+            _check_resume(runner, train_dir, resume)
+            if is_main_process():
+                atomic_write_text(train_dir / "config.py", runner.cfg.pretty_text)
+            start = time.perf_counter()
+            runner.train()
+            block["train_s"] = round(time.perf_counter() - start, 3)
+            block["n_train"] = len(runner.train_dataloader.dataset)
+            block.update(_after_training(runner, train_dir))
+        finally:
+            release_logs(runner)
+        checkpoint = block["checkpoint"]
+        if checkpoint is None:
+            raise ConfigError(
+                f"multi-class training wrote no checkpoint in {train_dir}; keep "
+                "default_hooks.checkpoint in the config"
+            )
+    block["tested_checkpoint"] = str(checkpoint)
+    outputs = []
+    for cat in categories:
+        result = run_category(
+            cfg, cat, output_dir(root, cat), checkpoint=checkpoint, extra={"multi_class": block}
+        )
+        outputs.append(result)
+        if on_result is not None:
+            on_result(result)
+    rows = {
+        r["category"]: {
+            "image_AUROC": (r.get("image") or {}).get("AUROC"),
+            "pixel_AUROC": (r.get("pixel") or {}).get("AUROC"),
+            "pixel_AUPRO": (r.get("pixel") or {}).get("AUPRO"),
+        }
+        for r in outputs
+    }
+    means = {}
+    for key in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO"):
+        values = [row[key] for row in rows.values() if row[key] is not None]
+        means[key] = float(np.mean(values)) if values else None
+    if is_main_process():
+        summary = jsonable({**block, "results": rows, "mean": means})
+        atomic_write_text(train_dir / "summary.json", format_results_json(summary))
+    barrier()
+    return outputs
+
+
 def run(
     config: str | os.PathLike,
     *,
@@ -502,8 +595,13 @@ def run(
     resume: bool | str = False,
     on_result=None,
     on_message: Callable[[str], object] | None = None,
+    multi_class: bool | None = None,
 ) -> list[dict]:
     """Train (or load ``checkpoint``) and test ``config`` on each category.
+
+    Multi-class (``multi_class=True`` or the config's ``multi_class = True``, with two or
+    more categories): one model is trained on all the categories' training sets, then
+    tested on each category (:func:`run_multi_class`).
 
     Args:
         config: Config path, stem or short model name.
@@ -520,6 +618,8 @@ def run(
         on_result: Called with each category's results dict as it finishes.
         on_message: Called with the line that says which dataset layout was recognised
             (default: mmengine's log).
+        multi_class: One model for all categories; None takes the config's
+            ``multi_class`` (default False).
 
     Returns:
         One results dict per category.
@@ -533,12 +633,24 @@ def run(
     set_data(cfg, data_root=data_root)
     root = Path(work_dir) if work_dir else Path("work_dirs") / Path(cfg.filename).stem
     categories = resolve_categories(cfg, category)
-    if checkpoint is not None and len(categories) > 1:
-        raise ConfigError("a checkpoint belongs to one category; pass --category NAME")
+    multi = bool(cfg.get("multi_class", False) if multi_class is None else multi_class)
+    multi = multi and len(categories) > 1 and None not in categories
+    if checkpoint is not None and len(categories) > 1 and not multi:
+        raise ConfigError(
+            "a checkpoint belongs to one category; pass --category NAME (or --multi-class "
+            "for a model trained on several)"
+        )
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise DataError(f"checkpoint {checkpoint} not found; pass the .pth a training run wrote")
     out_dirs = [output_dir(root, cat) for cat in categories]
     ensure_writable(root)
+    if multi:
+        if MULTI_CLASS_DIR in categories:
+            raise ConfigError(
+                f"a category named '{MULTI_CLASS_DIR}' clashes with the multi-class training "
+                "folder; rename it or run single-class"
+            )
+        return run_multi_class(cfg, categories, root, checkpoint, resume, on_result)
     outputs = []
     for cat, out_dir in zip(categories, out_dirs):
         result = run_category(cfg, cat, out_dir, checkpoint=checkpoint, resume=resume)

@@ -27,7 +27,9 @@ from mmengine.runner import Runner
 from adtool.errors import ConfigError
 
 # Top-level keys adtool reads (apis/, tools/) that a config may leave unset.
-ADTOOL_KEYS = frozenset({"task", "runner_type", "test_from", "infer_pipeline", "class_names"})
+ADTOOL_KEYS = frozenset(
+    {"task", "runner_type", "test_from", "infer_pipeline", "class_names", "multi_class"}
+)
 
 
 def runner_keys() -> frozenset[str]:

@@ -36,6 +36,7 @@ PAPER_DEFAULTS = {
     "csflow": "csflow_effnetb5_mvtec",
     "supersimplenet": "supersimplenet_wrn50_mvtec",
     "uninet": "uninet_wrn50_mvtec",
+    "dinomaly": "dinomaly_vit-b14-reg4_448_mvtec",
 }
 
 

@@ -1,4 +1,4 @@
-"""Patch tokens of one block of a timm vision transformer, as a feature map."""
+"""Patch tokens of one or several blocks of a timm vision transformer, as feature maps."""
 
 from __future__ import annotations
 
@@ -34,11 +34,20 @@ class ViTTokenBackbone(BaseModule):
     the weights are loaded. FastFlow (Yu et al. 2021, Table 6) uses the tokens after
     block 7 of DeiT-base-distilled-384 and block 40 of CaiT-M48-448.
 
+    ``block_indices`` returns one output per listed block instead (Dinomaly: blocks 2-9
+    of DINOv2); ``prefix_tokens=True`` keeps the class / register tokens, each output then
+    being the whole token sequence (B, P + h * w, C), prefix tokens first and the patch
+    tokens in row-major order (``num_prefix_tokens`` = P).
+
     Args:
         arch: timm model name, e.g. ``'deit_base_distilled_patch16_384'`` or
             ``'cait_m48_448'`` (any timm model with ``forward_intermediates``).
         block_index: Index (from 0) of the block whose output is returned. Defaults to 7
             (FastFlow's DeiT setting).
+        block_indices: Indices of several blocks, one output each (in this order);
+            None returns ``block_index`` alone. Defaults to None.
+        prefix_tokens: Return the token sequences with the class / register tokens
+            instead of patch-token maps. Defaults to False.
         norm: Apply the network's final (pretrained) norm layer to the tokens. Defaults
             to True.
         img_size: Input size the network is built for (its positional embedding); None
@@ -57,6 +66,8 @@ class ViTTokenBackbone(BaseModule):
         self,
         arch: str,
         block_index: int = 7,
+        block_indices: Sequence[int] | None = None,
+        prefix_tokens: bool = False,
         norm: bool = True,
         img_size: int | tuple[int, int] | None = None,
         frozen: bool = True,
@@ -70,6 +81,8 @@ class ViTTokenBackbone(BaseModule):
 
         self.arch = arch
         self.block_index = block_index
+        self.block_indices = [block_index] if block_indices is None else list(block_indices)
+        self.prefix_tokens = prefix_tokens
         self.norm = norm
         self.frozen = frozen
         kwargs = dict(model_kwargs or {})
@@ -98,13 +111,16 @@ class ViTTokenBackbone(BaseModule):
                 "transformer blocks; use TimmBackbone for convolutional networks"
             )
         n_blocks = len(model.blocks)
-        if not 0 <= block_index < n_blocks:
+        key = "block_index" if block_indices is None else "block_indices"
+        if not self.block_indices or not all(0 <= i < n_blocks for i in self.block_indices):
             raise ConfigError(
-                f"ViTTokenBackbone block_index={block_index} is out of range for {arch} "
-                f"({n_blocks} blocks); use 0..{n_blocks - 1}"
+                f"ViTTokenBackbone {key}={block_index if block_indices is None else block_indices}"
+                f" is out of range for {arch} ({n_blocks} blocks); use 0..{n_blocks - 1}"
             )
         # Later blocks, the classifier (and CaiT's class-attention blocks) never run.
-        model.prune_intermediate_layers([block_index], prune_norm=not norm, prune_head=True)
+        model.prune_intermediate_layers(
+            [max(self.block_indices)], prune_norm=not norm, prune_head=True
+        )
         self.model = model
         if frozen:
             self.model.requires_grad_(False)
@@ -112,13 +128,18 @@ class ViTTokenBackbone(BaseModule):
 
     @property
     def out_channels(self) -> list[int]:
-        """Channels of the returned map (the embedding width)."""
-        return [int(self.model.embed_dim)]
+        """Channels of each returned map (the embedding width)."""
+        return [int(self.model.embed_dim)] * len(self.block_indices)
 
     @property
     def reductions(self) -> list[int]:
-        """Stride of the returned map relative to the input (the patch size)."""
-        return [int(self.model.patch_embed.patch_size[0])]
+        """Stride of each returned map relative to the input (the patch size)."""
+        return [int(self.model.patch_embed.patch_size[0])] * len(self.block_indices)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Class / distillation / register tokens before the patch tokens."""
+        return int(getattr(self.model, "num_prefix_tokens", 0))
 
     def feature_shapes(self, input_size: int | Sequence[int]) -> list[tuple[int, int, int]]:
         """(C, h, w) of the returned map for an input of ``input_size`` (H, W), no forward.
@@ -130,7 +151,7 @@ class ViTTokenBackbone(BaseModule):
         h, w = size2(input_size)
         ph, pw = self.model.patch_embed.patch_size
         div = _ceil_div if getattr(self.model.patch_embed, "dynamic_img_pad", False) else _floor_div
-        return [(self.out_channels[0], div(h, ph), div(w, pw))]
+        return [(self.out_channels[0], div(h, ph), div(w, pw))] * len(self.block_indices)
 
     def init_weights(self) -> None:
         """Weights are loaded in ``__init__``; mmengine's re-initialisation must not undo it."""
@@ -142,17 +163,28 @@ class ViTTokenBackbone(BaseModule):
         return self
 
     def _tokens(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.model.forward_intermediates(
+        with_prefix = self.prefix_tokens and self.num_prefix_tokens > 0
+        # Only ViTs know return_prefix_tokens (CaiT's forward_intermediates does not).
+        extra = dict(return_prefix_tokens=True) if with_prefix else {}
+        outputs = self.model.forward_intermediates(
             x,
-            indices=[self.block_index],
+            indices=self.block_indices,
             norm=self.norm,
             stop_early=True,
-            output_fmt="NCHW",
+            output_fmt="NLC" if self.prefix_tokens else "NCHW",
             intermediates_only=True,
+            **extra,
         )
+        # timm returns the blocks in ascending order; the config's order is kept.
+        by_block = dict(zip(sorted(set(self.block_indices)), outputs))
+        outputs = [by_block[i] for i in self.block_indices]
+        if with_prefix:
+            outputs = [torch.cat([prefix, patches], dim=1) for patches, prefix in outputs]
+        return outputs
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) -> [(B, C, H / patch, W / patch)]."""
+        """(B, 3, H, W) -> one (B, C, H / patch, W / patch) map per block, or with
+        ``prefix_tokens`` one (B, P + h * w, C) token sequence per block."""
         if self.frozen:
             with torch.no_grad():
                 return self._tokens(x)
