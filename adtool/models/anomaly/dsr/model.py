@@ -70,7 +70,7 @@ class DSR(BaseAnomalyModel):
       anomalies (the pipeline's ``TextureAnomalyBlend`` inputs and masks), focal loss.
 
     Inputs are normalised to [0, 1] (data preprocessor mean 0, std 255), as the official
-    code feeds its networks; the input side must be a multiple of 32.
+    code feeds its networks; the input sides must be multiples of 32, at least 64.
 
     Args:
         embedding_dim: Codebook vector size. Defaults to 128 (paper).
@@ -92,6 +92,10 @@ class DSR(BaseAnomalyModel):
         backbone_dir: Folder searched for the VQ file. Defaults to ``$ADTOOL_BACKBONE_DIR``
             or ``./backbones``.
         vq_epochs: Epochs of the local VQ stage. Defaults to 0.
+        vq_sees_anomalies: The local VQ stage trains on the pipeline's inputs (half of
+            them with texture anomalies) instead of the clean images, so that its codebooks
+            represent more than the normal object (ImageNet's role in the paper).
+            Defaults to True.
         upsampling_epoch: First epoch of the upsampling phase. Defaults to 490 (70% of
             700, anomalib's split of the paper's schedule).
         score_kernel: Side of the mean filter before the image maximum. Defaults to 21.
@@ -115,6 +119,7 @@ class DSR(BaseAnomalyModel):
         vq_weights: str | None = "imagenet",
         backbone_dir: str | None = None,
         vq_epochs: int = 0,
+        vq_sees_anomalies: bool = True,
         upsampling_epoch: int = 490,
         score_kernel: int = 21,
         loss_focal: dict | None = None,
@@ -150,6 +155,7 @@ class DSR(BaseAnomalyModel):
         self.vq_weights = vq_weights
         self.backbone_dir = backbone_dir
         self.vq_epochs = int(vq_epochs)
+        self.vq_sees_anomalies = bool(vq_sees_anomalies)
         self.upsampling_epoch = int(upsampling_epoch)
         self.score_kernel = int(score_kernel)
         self.loss_focal = MODELS.build(loss_focal or dict(type="FocalLoss", gamma=2.0))
@@ -260,10 +266,10 @@ class DSR(BaseAnomalyModel):
 
     def _check_size(self, inputs: torch.Tensor) -> None:
         h, w = inputs.shape[-2:]
-        if h % 32 or w % 32:
+        if h % 32 or w % 32 or min(h, w) < 64:
             raise ConfigError(
-                f"DSR needs an input side divisible by 32 (its top features are pooled to "
-                f"1/32), got {h} x {w}; change the pipelines' Resize size"
+                f"DSR needs input sides divisible by 32 and >= 64 (its top features are "
+                f"pooled to 1/32), got {h} x {w}; change the pipelines' Resize size"
             )
 
     def specific_image(self, q_top: torch.Tensor, q_bottom: torch.Tensor):
@@ -359,7 +365,9 @@ class DSR(BaseAnomalyModel):
         self._check_size(inputs)
         clean, masks = self._targets(inputs, data_samples)
         if phase == "vq":
-            return self.vq.vq_losses(clean, self.commitment)
+            # The pipeline's images, half with texture anomalies: without ImageNet, these
+            # widen what the general appearance codebooks can represent beyond the object.
+            return self.vq.vq_losses(inputs if self.vq_sees_anomalies else clean, self.commitment)
         if phase == "reprojection":
             lat = self.latent_anomalies(clean, masks)
             feat_top, feat_bottom, specific = self.specific_image(lat["a_top"], lat["a_bottom"])
