@@ -37,9 +37,9 @@ test_dataloader = dict(
 )
 val_dataloader = test_dataloader
 
-vq_epochs = 20
-upsampling_epoch = 50
-max_epochs = 60
+vq_epochs = 30
+upsampling_epoch = 45
+max_epochs = 50
 model = dict(
     embedding_dim=32,
     num_embeddings=256,

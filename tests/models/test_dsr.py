@@ -82,10 +82,12 @@ def test_quantizer_picks_the_nearest_codebook_entry():
 
 def test_ema_update_with_no_decay_moves_entries_to_the_mean_of_their_features():
     torch.manual_seed(0)
-    vq = VectorQuantizer(8, 3, decay=0.0, epsilon=0.0)
+    vq = VectorQuantizer(8, 3, decay=0.0)
     x = torch.randn(1, 3, 4, 4)
-    idx = vq.indices(x).flatten()
     flat = x.permute(0, 2, 3, 1).reshape(-1, 3)
+    vq.init_from(flat)  # what the first update of a fresh codebook does
+    assert (torch.cdist(vq.codebook, flat).amin(1) < 1e-2).all()
+    idx = vq.indices(x).flatten()
     vq.ema_update(x)
     for k in idx.unique():
         assert torch.allclose(vq.codebook[k], flat[idx == k].mean(0), atol=1e-5)

@@ -93,9 +93,25 @@ class VectorQuantizer(nn.Module):
         return x + (quantized - x).detach()
 
     @torch.no_grad()
+    def init_from(self, flat: torch.Tensor) -> None:
+        """Start the codebook at randomly chosen feature vectors (N, D) of a first batch.
+
+        A normal-initialised codebook far from the features leaves most entries unused
+        (dead) in a short training; starting on the data is the usual k-means-style
+        remedy (not in the paper, whose VQ model trained on ImageNet for long).
+        """
+        pick = torch.randint(len(flat), (self.codebook.shape[0],), device=flat.device)
+        self.codebook.copy_(flat[pick] + 1e-3 * torch.randn_like(self.codebook))
+        self.ema_weight.copy_(self.codebook)
+        self.ema_cluster_size.fill_(1.0)
+
+    @torch.no_grad()
     def ema_update(self, x: torch.Tensor) -> None:
-        """One EMA step of the codebook towards the features ``x`` assigned to each entry."""
+        """One EMA step of the codebook towards the features ``x`` assigned to each entry
+        (the first step of a never-updated codebook starts it on ``x``)."""
         flat = x.detach().permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+        if not bool(self.ema_cluster_size.any()):
+            self.init_from(flat)
         onehot = F.one_hot(self.indices(x).flatten(), self.codebook.shape[0]).to(flat.dtype)
         self.ema_cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
         n = self.ema_cluster_size.sum()
