@@ -156,7 +156,9 @@ def test_phases_switch_at_the_configured_epochs():
 def test_each_phase_trains_its_module_only_and_freezes_the_rest(epoch, trained):
     model = _model(vq_weights=None, vq_epochs=1, upsampling_epoch=3)
     optim = _optim(model)
-    before = {name: _snapshot(getattr(model, name)) for name in ("vq", "reprojection", "upsampling")}
+    before = {
+        name: _snapshot(getattr(model, name)) for name in ("vq", "reprojection", "upsampling")
+    }
     _at_epoch(epoch)
     try:
         log = model.train_step(_batch(), optim)
@@ -208,9 +210,7 @@ def test_vq_model_loads_from_the_backbone_folder_under_the_official_names(tmp_pa
     # A VQ model of another size is refused in one line.
     torch.save(official, tmp_path / "dsr_vq_other.pth")
     with pytest.raises(WeightsNotFoundError, match="not a DSR VQ model of this size"):
-        _model(backbone_dir=str(tmp_path), embedding_dim=16).load_vq(
-            tmp_path / "dsr_vq_other.pth"
-        )
+        _model(backbone_dir=str(tmp_path), embedding_dim=16).load_vq(tmp_path / "dsr_vq_other.pth")
 
 
 def test_missing_vq_model_trains_here_or_names_the_files(tmp_path):
@@ -237,8 +237,18 @@ def test_maps_scores_and_input_size():
         model.anomaly_outputs(torch.rand(1, 3, 80, 80))
 
 
+def test_residual_upsampling_starts_as_the_detection_map():
+    model = _model(vq_weights=None, vq_epochs=1, upsampling_epoch=2, upsampling_residual=True)
+    x = torch.rand(2, 3, 64, 64)
+    _, maps = model.eval().anomaly_outputs(x)
+    _, _, detection = model.detect(x)
+    assert torch.allclose(maps, detection[:, 1], atol=1e-5)
+    plain = _model(vq_weights=None, vq_epochs=1, upsampling_epoch=2).eval()
+    assert not torch.allclose(plain.anomaly_outputs(x)[1], plain.detect(x)[2][:, 1], atol=1e-3)
+
+
 def test_defaults_are_the_papers():
     model = MODELS.build(dict(type="DSR"))
     assert model.vq.vq_top.codebook.shape == (4096, 128)
     assert (model.anomaly_strength, model.image_loss_weight, model.score_kernel) == (0.2, 10.0, 21)
-    assert model.vq_weights == "imagenet"
+    assert model.vq_weights == "imagenet" and not model.upsampling_residual

@@ -80,6 +80,10 @@ class DSR(BaseAnomalyModel):
         residual_hidden: Hidden channels of a residual block. Defaults to 64.
         anomaly_width: First-stage channels of the anomaly detection U-Net. Defaults to 64.
         upsampling_width: First-stage channels of the upsampling U-Net. Defaults to 64.
+        upsampling_residual: The upsampling U-Net adds its output (last convolution
+            zero-initialised) to the detection map's log-probabilities, so that it starts
+            as the identity and learns a correction; not in the paper, for short schedules
+            where the plain module has not learnt enough. Defaults to False (paper).
         anomaly_strength: Smallest codebook-anomaly strength lambda (drawn uniformly in
             ``[anomaly_strength, 1]`` per image and level). Defaults to 0.2 (paper code).
         image_loss_weight: Weight of the object-specific image L2. Defaults to 10.
@@ -113,6 +117,7 @@ class DSR(BaseAnomalyModel):
         residual_hidden: int = 64,
         anomaly_width: int = 64,
         upsampling_width: int = 64,
+        upsampling_residual: bool = False,
         anomaly_strength: float = 0.2,
         image_loss_weight: float = 10.0,
         commitment: float = 0.25,
@@ -148,6 +153,10 @@ class DSR(BaseAnomalyModel):
             embedding_dim, hidden, residual_layers, residual_hidden, anomaly_width
         )
         self.upsampling = UNet(3 + 3 + 2, 2, upsampling_width)
+        self.upsampling_residual = bool(upsampling_residual)
+        if self.upsampling_residual:
+            torch.nn.init.zeros_(self.upsampling.out.weight)
+            torch.nn.init.zeros_(self.upsampling.out.bias)
         self.register_buffer("vq_state", torch.tensor(VQ_RANDOM))
         self.anomaly_strength = float(anomaly_strength)
         self.image_loss_weight = float(image_loss_weight)
@@ -202,7 +211,9 @@ class DSR(BaseAnomalyModel):
         """Load the general VQ model, or plan its local stage; one log line names which."""
         n_train = len(getattr(train_loader, "dataset", []) or [])
         if int(self.vq_state) == VQ_TRAINED:  # resumed after (part of) a local VQ stage
-            self.notes["vq"] = f"trained here on {n_train} training images ({self.vq_epochs} epochs)"
+            self.notes["vq"] = (
+                f"trained here on {n_train} training images ({self.vq_epochs} epochs)"
+            )
             return
         tried = self.vq_candidates()
         found = next((p for p in tried if p.is_file()), None)
@@ -292,6 +303,15 @@ class DSR(BaseAnomalyModel):
         detection = self.reprojection.anomaly_module(specific, general).softmax(1)
         return general, specific, detection
 
+    def refine(
+        self, general: torch.Tensor, specific: torch.Tensor, detection: torch.Tensor
+    ) -> torch.Tensor:
+        """The upsampling module's (B, 2, H, W) logits of the final map."""
+        logits = self.upsampling(specific, general, detection)
+        if self.upsampling_residual:
+            logits = logits + detection.clamp_min(1e-6).log()
+        return logits
+
     # ------------------------------------------------------------------ training
 
     def _targets(
@@ -345,9 +365,7 @@ class DSR(BaseAnomalyModel):
         a_bottom = torch.where(sel(top_only), enc["q_bottom"], a_bottom)
         size = clean.shape[-2:]
         mask_top = F.interpolate(F.adaptive_max_pool2d(m, enc["q_top"].shape[-2:]), size=size)
-        mask_bottom = F.interpolate(
-            F.adaptive_max_pool2d(m, enc["q_bottom"].shape[-2:]), size=size
-        )
+        mask_bottom = F.interpolate(F.adaptive_max_pool2d(m, enc["q_bottom"].shape[-2:]), size=size)
         target = torch.where(sel(bottom_alone), mask_bottom, mask_top)[:, 0].long()
         return dict(
             q_top=enc["q_top"],
@@ -380,7 +398,7 @@ class DSR(BaseAnomalyModel):
             )
         with torch.no_grad():
             general, specific, detection = self.detect(inputs)
-        logits = self.upsampling(specific, general, detection)
+        logits = self.refine(general, specific, detection)
         return dict(loss_upsampling=self.loss_focal(logits, masks))
 
     def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None) -> dict:
@@ -420,5 +438,5 @@ class DSR(BaseAnomalyModel):
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         general, specific, detection = self.detect(inputs)
-        maps = self.upsampling(specific, general, detection).softmax(1)[:, 1]
+        maps = self.refine(general, specific, detection).softmax(1)[:, 1]
         return self.score_from_map(detection[:, 1]), maps

@@ -15,7 +15,9 @@ from torch import nn
 from .vq import ResidualStack, VectorQuantizer
 
 
-def conv_stage(in_channels: int, out_channels: int, mid_channels: int | None = None) -> nn.Sequential:
+def conv_stage(
+    in_channels: int, out_channels: int, mid_channels: int | None = None
+) -> nn.Sequential:
     """Two (3x3 convolution, instance norm, ReLU) layers."""
     mid = out_channels if mid_channels is None else mid_channels
     return nn.Sequential(
@@ -48,7 +50,9 @@ class SubspaceRestriction(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         w = channels
-        self.encoder = nn.ModuleList((conv_stage(w, w), conv_stage(w, 2 * w), conv_stage(2 * w, 4 * w)))
+        self.encoder = nn.ModuleList(
+            (conv_stage(w, w), conv_stage(w, 2 * w), conv_stage(2 * w, 4 * w))
+        )
         self.decoder = nn.Sequential(
             up_conv(4 * w, 2 * w),
             conv_stage(2 * w, 2 * w),

@@ -221,7 +221,9 @@ class DiscreteLatentModel(nn.Module):
         q_top = self.vq_top(z_top)
         z_bottom = self.pre_vq_bottom(torch.cat((enc_bottom, self.upsample_top(q_top)), 1))
         q_bottom = self.vq_bottom(z_bottom)
-        return dict(enc_bottom=enc_bottom, z_top=z_top, q_top=q_top, z_bottom=z_bottom, q_bottom=q_bottom)
+        return dict(
+            enc_bottom=enc_bottom, z_top=z_top, q_top=q_top, z_bottom=z_bottom, q_bottom=q_bottom
+        )
 
     def requantize_bottom(self, enc_bottom: torch.Tensor, q_top: torch.Tensor):
         """Bottom features and quantisation conditioned on another top quantisation."""
