@@ -32,6 +32,7 @@ PAPER_DEFAULTS = {
     "dfkde": "dfkde_r18_mvtec",
     "cfa": "cfa_wrn50_mvtec",
     "draem": "draem_mvtec",
+    "dsr": "dsr_mvtec",
 }
 
 
