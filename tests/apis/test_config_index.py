@@ -37,6 +37,7 @@ PAPER_DEFAULTS = {
     "supersimplenet": "supersimplenet_wrn50_mvtec",
     "uninet": "uninet_wrn50_mvtec",
     "dinomaly": "dinomaly_vit-b14-reg4_448_mvtec",
+    "dsr": "dsr_mvtec",
 }
 
 
