@@ -6,9 +6,10 @@ works (Imagenette, ImageNet, your own photos; searched recursively). The paper d
 WideResNet-101 on ImageNet for 60 000 steps of 16 images; on a CPU use fewer steps::
 
     python tools/distill_teacher.py data/imagenette --size small --steps 2000
-    # the teacher of the efficientad_*_sample configs (CPU-sized PDN):
-    python tools/distill_teacher.py data/sample --width 0.25 --out-channels 128 \\
-        --image-size 128 --steps 80 --batch-size 4 --lr 1e-3
+    # the teacher of the efficientad_*_sample configs (CPU-sized PDN) from the natural
+    # photos that ship with scikit-image / scikit-learn (no download):
+    python tools/make_sample_data.py --natural data/natural
+    python tools/distill_teacher.py data/natural RECIPE
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16, help="images per step (16)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam lr (paper: 1e-4)")
     parser.add_argument("--image-size", type=int, default=256, help="PDN input side (256)")
+    parser.add_argument(
+        "--crop-scale",
+        type=float,
+        default=1.0,
+        help="smallest random square crop, as a fraction of an image's shorter side "
+        "(default 1: whole images, as the official; use ~0.3 for a small folder)",
+    )
     parser.add_argument("--backbone-dir", default=None, help="output folder (./backbones)")
     parser.add_argument("--out", default=None, help="output file (overrides --backbone-dir)")
     parser.add_argument("--seed", type=int, default=0)
@@ -61,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             image_size=args.image_size,
             width=args.width,
             out_channels=args.out_channels,
+            crop_scale=args.crop_scale,
             seed=args.seed,
         )
-    except AdtoolError as err:
+    except (AdtoolError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     losses = result["losses"]

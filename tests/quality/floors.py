@@ -19,8 +19,9 @@ LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 def sample_config(config: str, sample_root: str | Path, overrides: dict | None = None) -> Config:
-    """``config`` with every dataloader reading ``sample_root``, plus ``overrides``."""
-    options = {f"{loader}.dataset.data_root": str(sample_root) for loader in LOADERS}
+    """``config`` with every dataloader it has reading ``sample_root``, plus ``overrides``."""
+    present = [loader for loader in LOADERS if load_config(config).get(loader)]
+    options = {f"{loader}.dataset.data_root": str(sample_root) for loader in present}
     return load_config(config, {**options, **(overrides or {})})
 
 
