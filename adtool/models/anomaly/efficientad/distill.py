@@ -187,6 +187,8 @@ def distill_teacher(
     out_channels: int = 384,
     width: float = 1.0,
     crop_scale: float = 1.0,
+    source_scale: int = 2,
+    source_levels: tuple[int, ...] | None = None,
     stat_batches: int = 10,
     seed: int = 0,
     log_every: int = 100,
@@ -219,6 +221,11 @@ def distill_teacher(
         crop_scale: Smallest random crop side as a fraction of an image's shorter side;
             1 = the whole image (the official, for ImageNet-sized folders). A small folder
             needs crops (e.g. 0.3) for enough distinct views. Defaults to 1.0.
+        source_scale: The source sees the views at this many times the PDN's input side;
+            its first level must then have stride ``4 * source_scale`` (the paper's 2:
+            stride-8 features of a 512 px image for a 256 px PDN). Defaults to 2.
+        source_levels: ``out_indices`` of the source in place of its config's (e.g.
+            ``(1, 2)``, strides 4 and 8, with ``source_scale=1``). Defaults to None.
         stat_batches: Batches that estimate the targets' channel mean and std. Defaults
             to 10.
         seed: Seed of the views and the PDN's init. Defaults to 0.
@@ -248,17 +255,23 @@ def distill_teacher(
     if image_size % 4:
         raise ValueError(f"image_size must be divisible by 4, got {image_size}")
     torch.manual_seed(seed)
-    extractor = MODELS.build(source or DEFAULT_SOURCE).eval()
+    source_cfg = dict(source or DEFAULT_SOURCE)
+    if source_levels is not None:
+        source_cfg["out_indices"] = tuple(source_levels)
+    extractor = MODELS.build(source_cfg).eval()
     mean, std = DEFAULT_SOURCE_NORM if source is None else (IMAGENET_MEAN, IMAGENET_STD)
     net = pdn(size, out_channels, padding=True, width=width)
-    sampler = NaturalImageSampler(paths, 2 * image_size, crop_scale, seed=seed)
+    sampler = NaturalImageSampler(paths, source_scale * image_size, crop_scale, seed=seed)
     side = image_size // 4
     level_channels = list(extractor.out_channels)
     convs = descriptor_convs(level_channels, out_channels)
 
     def views(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch for the source (2 x image_size) and the same views for the PDN."""
+        """A batch for the source (source_scale x image_size) and the same views for the
+        PDN."""
         big = sampler.batch(n)
+        if source_scale == 1:
+            return big, big
         small = F.interpolate(big, size=image_size, mode="bilinear", antialias=True)
         return big, small
 
@@ -269,6 +282,13 @@ def distill_teacher(
             goal = F.interpolate(goal, size=(side, side), mode="bilinear", align_corners=False)
         return goal
 
+    with torch.no_grad():
+        probe = extractor(torch.zeros(1, 3, source_scale * image_size, source_scale * image_size))
+    if abs(probe[0].shape[-1] - side) > 1:
+        raise ValueError(
+            f"the source's first level gives a {probe[0].shape[-1]}-side map for the PDN's "
+            f"{side}: pick levels whose first has stride 4 x source_scale ({4 * source_scale})"
+        )
     # Channel mean, then std around it, of the targets (the official normalisation).
     stats = torch.cat([target(views(batch_size)[0]) for _ in range(max(1, stat_batches))])
     t_mean = stats.mean((0, 2, 3), keepdim=True)
@@ -304,6 +324,8 @@ def distill_teacher(
         lr=lr,
         image_size=image_size,
         crop_scale=crop_scale,
+        source_scale=source_scale,
+        source_levels=list(source_cfg["out_indices"]),
         seed=seed,
         padding_in_distillation=True,
         stat_batches=stat_batches,
