@@ -6,9 +6,12 @@ works (Imagenette, ImageNet, your own photos; searched recursively). The paper d
 WideResNet-101 on ImageNet for 60 000 steps of 16 images; on a CPU use fewer steps::
 
     python tools/distill_teacher.py data/imagenette --size small --steps 2000
-    # the teacher of the efficientad_*_sample configs (CPU-sized PDN):
-    python tools/distill_teacher.py data/sample --width 0.25 --out-channels 128 \\
-        --image-size 128 --steps 80 --batch-size 4 --lr 1e-3
+    # the teacher of the efficientad_*_sample configs (CPU-sized PDN) from the natural
+    # photos that ship with scikit-image / scikit-learn (no download):
+    python tools/make_sample_data.py --natural data/natural
+    python tools/distill_teacher.py data/natural --width 0.25 --out-channels 128 \\
+        --image-size 128 --steps 200 --batch-size 16 --lr 1e-3 --crop-scale 0.3 \\
+        --source-scale 1 --source-levels 1,2 --seed 0 --threads 1
 """
 
 from __future__ import annotations
@@ -34,6 +37,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16, help="images per step (16)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam lr (paper: 1e-4)")
     parser.add_argument("--image-size", type=int, default=256, help="PDN input side (256)")
+    parser.add_argument(
+        "--crop-scale",
+        type=float,
+        default=1.0,
+        help="smallest random square crop, as a fraction of an image's shorter side "
+        "(default 1: whole images, as the official; use ~0.3 for a small folder)",
+    )
+    parser.add_argument(
+        "--source-scale",
+        type=int,
+        default=2,
+        help="the source sees the views at this many times --image-size (paper: 2)",
+    )
+    parser.add_argument(
+        "--source-levels",
+        default=None,
+        help="source feature levels, comma-separated (default 2,3: strides 8 and 16; with "
+        "--source-scale 1 use 1,2)",
+    )
     parser.add_argument("--backbone-dir", default=None, help="output folder (./backbones)")
     parser.add_argument("--out", default=None, help="output file (overrides --backbone-dir)")
     parser.add_argument("--seed", type=int, default=0)
@@ -49,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    levels = None
+    if args.source_levels:
+        try:
+            levels = tuple(int(v) for v in args.source_levels.split(","))
+        except ValueError:
+            print(
+                f"error: --source-levels takes integers like 1,2, not {args.source_levels!r}",
+                file=sys.stderr,
+            )
+            return 2
     try:
         result = distill_teacher(
             args.image_dir,
@@ -61,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             image_size=args.image_size,
             width=args.width,
             out_channels=args.out_channels,
+            crop_scale=args.crop_scale,
+            source_scale=args.source_scale,
+            source_levels=levels,
             seed=args.seed,
         )
-    except AdtoolError as err:
+    except (AdtoolError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     losses = result["losses"]

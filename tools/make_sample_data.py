@@ -12,6 +12,9 @@ Example::
     # detection and segmentation scenes) and two photographs (super-resolution tiles)
     python tools/make_sample_data.py --task classification --real-digits --out data/digits
     python tools/make_sample_data.py --task super_resolution --real --out data/sr_photos
+    # 18 natural photos shipped with scikit-image and scikit-learn, as one image folder
+    # (EfficientAD's teacher distillation and penalty images)
+    python tools/make_sample_data.py --natural data/natural
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "its two photographs",
     )
     parser.add_argument(
+        "--natural",
+        metavar="OUT",
+        default=None,
+        help="write the natural photos that ship with scikit-image and scikit-learn "
+        "(18 PNGs, longer side <= 512) to OUT and stop",
+    )
+    parser.add_argument(
         "--n-val",
         type=int,
         default=None,
@@ -129,6 +139,14 @@ def _make_task_data(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.natural is not None:
+        from adtool.datasets.hf import make_natural_image_folder
+
+        start = time.perf_counter()
+        root = make_natural_image_folder(args.natural)
+        n = len(list(root.glob("*.png")))
+        print(f"wrote {n} natural images to {root} in {time.perf_counter() - start:.1f} s")
+        return 0
     if args.task != "anomaly":
         return _make_task_data(args)
     if args.real:

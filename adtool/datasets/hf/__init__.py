@@ -14,6 +14,7 @@ from .real_data import (
     make_digits_classification_dataset,
     make_digits_detection_dataset,
     make_digits_segmentation_dataset,
+    make_natural_image_folder,
     make_photo_sr_dataset,
 )
 from .seg_masks import SegMasks
@@ -52,6 +53,7 @@ __all__ = [
     "make_digits_classification_dataset",
     "make_digits_detection_dataset",
     "make_digits_segmentation_dataset",
+    "make_natural_image_folder",
     "make_photo_sr_dataset",
     "make_segmentation_dataset",
     "make_sr_dataset",

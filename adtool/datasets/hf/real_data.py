@@ -15,6 +15,9 @@ real datasets without a download.
 - :func:`make_photo_sr_dataset`: ``<root>/{train,val}/HR/*.png`` tiles of the two photos
   (train: china, overlapping; val: flower), low-resolution inputs made by bicubic
   downscaling.
+- :func:`make_natural_image_folder`: ``<root>/*.png``, the natural photographs that ship
+  with scikit-image (``skimage.data``, a test dependency) and scikit-learn: a small
+  offline stand-in for ImageNet (EfficientAD's teacher distillation and penalty images).
 
 Writing is deterministic for a seed: the same seed gives byte-identical files.
 """
@@ -237,4 +240,81 @@ def make_photo_sr_dataset(root: str | os.PathLike, size: int = 64, seed: int = 0
                 tile = photo[top : top + size, left : left + size]
                 path = root / split / "HR" / f"{Path(name).stem}_{top:03d}_{left:03d}.png"
                 atomic_write_bytes(path, png_bytes(np.ascontiguousarray(tile)))
+    return root
+
+
+#: ``skimage.data`` photographs that load without a download (scikit-image >= 0.22):
+#: people, animals, objects, textures, space and microscopy. Synthetic images (colorwheel,
+#: checkerboard, blobs, phantoms), binary masks and text pages are left out.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "retina",
+    "rocket",
+)
+
+
+def natural_photos(max_side: int = 512) -> dict[str, np.ndarray]:
+    """The offline natural photographs, ``name -> uint8 array`` (H x W or H x W x 3).
+
+    The :data:`SKIMAGE_PHOTOS`, the left view of ``skimage.data.stereo_motorcycle`` and
+    scikit-learn's ``china`` and ``flower`` (18 photos), each downscaled (area average) so
+    that its longer side is at most ``max_side``.
+
+    Raises:
+        ImportError: scikit-image is not installed (``pip install scikit-image``).
+    """
+    try:
+        from skimage import data
+    except ImportError as err:
+        raise ImportError(
+            "natural images need scikit-image: pip install 'scikit-image>=0.22'"
+        ) from err
+    from sklearn.datasets import load_sample_images
+
+    photos = {name: getattr(data, name)() for name in SKIMAGE_PHOTOS}
+    photos["motorcycle"] = data.stereo_motorcycle()[0]
+    sklearn = load_sample_images()
+    for filename, image in zip(sklearn.filenames, sklearn.images):
+        photos[Path(filename).stem] = image
+    out = {}
+    for name in sorted(photos):
+        array = photos[name]
+        image = Image.fromarray(np.ascontiguousarray(array[..., :3] if array.ndim == 3 else array))
+        scale = max_side / max(image.size)
+        if scale < 1:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.BOX)
+        out[name] = np.asarray(image)
+    return out
+
+
+def make_natural_image_folder(root: str | os.PathLike, max_side: int = 512) -> Path:
+    """Write :func:`natural_photos` as ``<root>/<name>.png`` (18 files, ~4 MB at 512 px).
+
+    Any folder of natural images serves EfficientAD's teacher distillation
+    (``tools/distill_teacher.py``) and its penalty (``model.penalty_dir``); this one needs
+    no download. Deterministic: the same files on every machine with the same packages.
+
+    Args:
+        root: Output folder.
+        max_side: Longer side of each written image at most. Defaults to 512.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    root = Path(root)
+    for name, image in natural_photos(max_side).items():
+        atomic_write_bytes(root / f"{name}.png", png_bytes(image))
     return root
