@@ -6,6 +6,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.checkpoint import (
     CheckpointLoader,
     get_state_dict,
@@ -88,8 +89,9 @@ class RichProgressHook(Hook):
         self.transient = transient
         self._progress: Progress | None = None
         self._task = None
+        self._iter_total: int | None = None
 
-    def _start(self, runner, phase: str, total: int) -> None:
+    def _start(self, runner, phase: str, total: int, completed: int = 0) -> None:
         if not is_main_process():
             return
         self._stop()
@@ -103,7 +105,7 @@ class RichProgressHook(Hook):
             transient=self.transient,
         )
         self._progress.start()
-        self._task = self._progress.add_task(phase, total=total)
+        self._task = self._progress.add_task(phase, total=total, completed=completed)
 
     def _advance(self) -> None:
         if self._progress is not None:
@@ -114,17 +116,28 @@ class RichProgressHook(Hook):
             self._progress.stop()
             self._progress = None
 
-    def before_train_epoch(self, runner) -> None:
+    def _train_bar(self, runner) -> None:
+        if self._iter_total is not None:  # iteration loop: one bar over every step
+            self._start(runner, "train", self._iter_total, completed=runner.iter)
+            return
         loop = runner.train_loop
         # A loop may name its pass (FitLoop: "fit"); epoch loops count epochs.
         name = getattr(loop, "phase", None) or f"train epoch {runner.epoch + 1}"
         self._start(runner, name, len(loop.dataloader))
+
+    def before_train_epoch(self, runner) -> None:
+        # mmengine's IterBasedTrainLoop calls this once for the whole run: its bar counts
+        # the configured steps, not one pass over the data.
+        loop = runner.train_loop
+        self._iter_total = loop.max_iters if isinstance(loop, IterBasedTrainLoop) else None
+        self._train_bar(runner)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._advance()
 
     def after_train_epoch(self, runner) -> None:
         self._stop()
+        self._iter_total = None
 
     def before_val_epoch(self, runner) -> None:
         self._start(runner, "validate", len(runner.val_loop.dataloader))
@@ -134,6 +147,8 @@ class RichProgressHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._stop()
+        if self._iter_total is not None and runner.iter < self._iter_total:
+            self._train_bar(runner)  # validation inside an iteration loop: training goes on
 
     def before_test_epoch(self, runner) -> None:
         self._start(runner, "test", len(runner.test_loop.dataloader))
