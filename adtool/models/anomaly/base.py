@@ -62,6 +62,10 @@ class BaseAnomalyModel(BaseModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    #: Parts kept in eval mode while the model trains: frozen feature extractors, whose
+    #: batch-norm statistics must never update (a part whose ``frozen`` is False trains).
+    frozen_parts: tuple[str, ...] = ()
+
     #: None: tiling is supported when the method keeps the base ``train_step`` and
     #: ``predict`` and no-op lifecycle hooks; True / False: the method's own answer.
     supports_tiling: bool | None = None
@@ -73,6 +77,23 @@ class BaseAnomalyModel(BaseModel):
             raise ConfigError(
                 f"{type(self).__name__} does not support tiling (its training reads whole "
                 "images); remove model.data_preprocessor.tiling or resize the images instead"
+            )
+
+    def train(self, mode: bool = True) -> BaseAnomalyModel:
+        super().train(mode)
+        for name in self.frozen_parts:
+            part = getattr(self, name)
+            if getattr(part, "frozen", True):
+                part.eval()
+        return self
+
+    def check_input_size(self, inputs: torch.Tensor) -> None:
+        """One line when ``inputs`` is not the (H, W) ``self.input_size`` it was built for."""
+        if tuple(inputs.shape[-2:]) != tuple(self.input_size):
+            raise ConfigError(
+                f"{type(self).__name__} was built for {self.input_size[0]}x{self.input_size[1]} "
+                f"images but got {inputs.shape[-2]}x{inputs.shape[-1]}; set model.input_size "
+                "to the pipeline's Resize size"
             )
 
     # ------------------------------------------------------------------ tiling

@@ -78,6 +78,8 @@ class CFlow(BaseAnomalyModel):
     # after_train reads the training batches through tile_inputs.
     supports_tiling = True
 
+    frozen_parts = ("backbone",)
+
     def __init__(
         self,
         backbone: dict,
@@ -108,13 +110,6 @@ class CFlow(BaseAnomalyModel):
             "log_prob_max", torch.full((len(self.decoders),), float("nan")), persistent=True
         )
         self._encodings: dict[tuple[int, int], torch.Tensor] = {}
-
-    def train(self, mode: bool = True) -> CFlow:
-        super().train(mode)
-        # Batch-norm statistics of the frozen backbone must never update.
-        if getattr(self.backbone, "frozen", True):
-            self.backbone.eval()
-        return self
 
     # ------------------------------------------------------------------ fibres
 

@@ -55,6 +55,8 @@ class CSFlow(BaseAnomalyModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    frozen_parts = ("backbone",)
+
     def __init__(
         self,
         backbone: dict,
@@ -125,23 +127,11 @@ class CSFlow(BaseAnomalyModel):
             flow_parameters=sum(p.numel() for p in self.flow.parameters()),
         )
 
-    def train(self, mode: bool = True) -> CSFlow:
-        super().train(mode)
-        # Batch-norm statistics of the frozen backbone must never update.
-        if getattr(self.backbone, "frozen", True):
-            self.backbone.eval()
-        return self
-
     # ------------------------------------------------------------------ the method
 
     def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> one (B, C, h_s, w_s) map per scale, finest first."""
-        if tuple(inputs.shape[-2:]) != self.input_size:
-            raise ConfigError(
-                f"CSFlow was built for {self.input_size[0]}x{self.input_size[1]} images "
-                f"but got {inputs.shape[-2]}x{inputs.shape[-1]}; set model.input_size to "
-                "the pipeline's Resize size"
-            )
+        self.check_input_size(inputs)
         feats = []
         for s, size in enumerate(self.scale_sizes):
             scaled = inputs if s == 0 else F.interpolate(inputs, size=size, mode="nearest")

@@ -43,6 +43,8 @@ class FastFlow(BaseAnomalyModel):
         init_cfg: mmengine init config. Defaults to None.
     """
 
+    frozen_parts = ("backbone",)
+
     def __init__(
         self,
         backbone: dict,
@@ -69,21 +71,9 @@ class FastFlow(BaseAnomalyModel):
             )
         return fill_from_backbone(cfg, self.backbone, feature_shapes=self.feature_shapes)
 
-    def train(self, mode: bool = True) -> FastFlow:
-        super().train(mode)
-        # Batch-norm statistics of the frozen backbone must never update.
-        if getattr(self.backbone, "frozen", True):
-            self.backbone.eval()
-        return self
-
     def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> the flows' inputs, one (B, C, h, w) map per level."""
-        if tuple(inputs.shape[-2:]) != self.input_size:
-            raise ConfigError(
-                f"FastFlow was built for {self.input_size[0]}x{self.input_size[1]} images "
-                f"but got {inputs.shape[-2]}x{inputs.shape[-1]}; set model.input_size to "
-                "the pipeline's Resize size"
-            )
+        self.check_input_size(inputs)
         feats = list(self.backbone(inputs))
         return feats if self.neck is None else self.neck(feats)
 
