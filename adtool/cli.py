@@ -1,4 +1,5 @@
-"""The ``adtool`` command line: train, test, benchmark, infer, list-configs, print-config.
+"""The ``adtool`` command line: train, test, benchmark, infer, report, list-configs,
+print-config.
 
 tools/train.py and tools/test.py call the same commands. A user mistake
 (:class:`adtool.errors.AdtoolError`) prints one line and exits with status 2; anything
@@ -58,6 +59,16 @@ MultiClassOpt = Annotated[
         "--multi-class/--single-class",
         help="One model trained on all the --category categories, tested per category "
         "(default: the config's multi_class key, else single-class).",
+    ),
+]
+
+
+ReportOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--report/--no-report",
+        help="Write report.html (one self-contained page) per category and for the work dir "
+        "(default: the config's html_report key, else yes).",
     ),
 ]
 
@@ -195,6 +206,7 @@ def train(
     ] = False,
     launcher: LauncherOpt = Launcher.none,
     multi_class: MultiClassOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Fit or train CONFIG, then test it and write the results files per category."""
     from adtool.apis import run
@@ -212,6 +224,7 @@ def train(
             resume=resume,
             on_result=lambda r: _is_main() and _print_result(r, root),
             multi_class=multi_class,
+            report=report,
         )
     except AdtoolError as e:
         _fail(e)
@@ -230,6 +243,7 @@ def test(
     cfg_options: CfgOpt = None,
     launcher: LauncherOpt = Launcher.none,
     multi_class: MultiClassOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Test a saved CHECKPOINT of CONFIG and write the results files."""
     from adtool.apis import run
@@ -247,6 +261,7 @@ def test(
             cfg_options=_with_launcher(cfg_options, launcher),
             on_result=lambda r: _is_main() and _print_result(r, root),
             multi_class=multi_class,
+            report=report,
         )
     except AdtoolError as e:
         _fail(e)
@@ -282,6 +297,14 @@ def benchmark(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (torch.set_num_threads).")
     ] = None,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report/--no-report",
+            help="Write report.html for the benchmark (heatmap, winners, pair summaries) and "
+            "for every pair.",
+        ),
+    ] = True,
 ) -> None:
     """Run every (config, category) pair and write benchmark.md/.csv/.json and a heatmap.
 
@@ -307,6 +330,8 @@ def benchmark(
         parts += ["--threads", str(threads)]
     if force:
         parts.append("--force")
+    if not report:
+        parts.append("--no-report")
     try:
         names = [*(configs or []), *model_configs(models)]
         summary = run_benchmark(
@@ -320,6 +345,7 @@ def benchmark(
             threads=threads,
             command=shlex.join(parts),
             console=err_console,
+            report=report,
         )
     except AdtoolError as e:
         _fail(e)
@@ -451,6 +477,32 @@ def _print_infer_summary(rows: list[dict], out_dir: Path) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command("report")
+def report_command(
+    work_dir: Annotated[
+        str,
+        typer.Argument(
+            help="A category run folder (results.json), a work dir of several categories, or "
+            "a benchmark work dir (benchmark.json)."
+        ),
+    ],
+) -> None:
+    """Write WORK_DIR/report.html: one self-contained page (images embedded) to read a run.
+
+    A category: metrics, thresholds, confusion matrix, histogram, ROC/PR, the worst false
+    positives and negatives with their maps, per-defect AUROC. A work dir: a summary table
+    and one such section per category. A benchmark: the models x categories heatmap, the
+    winner of each category and every pair's summary (a missing pair report is written).
+    """
+    from adtool.evaluation.html_report import write_html_report
+
+    try:
+        path = write_html_report(work_dir)
+    except AdtoolError as e:
+        _fail(e)
+    console.print(f"report -> {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("list-configs")

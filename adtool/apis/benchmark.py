@@ -49,7 +49,8 @@ from adtool.apis.core import (
     set_data,
     use_dataset,
 )
-from adtool.errors import ConfigError
+from adtool.errors import AdtoolError, ConfigError
+from adtool.evaluation.html_report import write_html_report
 from adtool.fileio import atomic_write_text
 
 # The results.json keys of the DESIGN.md contract: a file lacking one is not finished.
@@ -579,7 +580,22 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def _run_pair(pair: Pair) -> None:
+def _write_benchmark_report(work_dir: Path, console) -> None:
+    """``report.html`` of the benchmark; a failure is one warning line (the tables are
+    written, and ``adtool report DIR`` retries)."""
+    try:
+        write_html_report(work_dir)
+    except (AdtoolError, OSError, ValueError) as e:
+        console.print(
+            f"warning: report.html not written in {work_dir}: {e}; rerun `adtool report "
+            f"{work_dir}`",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _run_pair(pair: Pair, report: bool | None = None) -> None:
     """Run one pair; on an exception write ``error.txt`` and leave no results.json.
 
     ``incomplete.txt`` marks the pair as unfinished from before it starts until
@@ -593,7 +609,7 @@ def _run_pair(pair: Pair) -> None:
         "this file is gone (a benchmark rerun redoes it)\n",
     )
     try:
-        run_category(copy.deepcopy(pair.cfg), pair.category, pair.out_dir)
+        run_category(copy.deepcopy(pair.cfg), pair.category, pair.out_dir, report=report)
     except Exception as error:
         # A failed pair must not look finished, even if it failed after writing results.
         _remove(pair.out_dir / "results.json")
@@ -621,6 +637,7 @@ def run_benchmark(
     console=None,
     live: bool | None = None,
     on_pair: Callable[[Pair, dict], None] | None = None,
+    report: bool = True,
 ) -> BenchmarkSummary:
     """Run every (config, category) pair not yet finished and write the tables.
 
@@ -642,6 +659,9 @@ def run_benchmark(
         live: Draw the live progress bar; None draws it on a terminal only.
             Defaults to None.
         on_pair: Called with each pair and its row after it ran. Defaults to None.
+        report: Write ``report.html`` for every pair and, after every pair, the
+            benchmark's (heatmap, winners, each pair's summary;
+            :mod:`adtool.evaluation.html_report`). Defaults to True.
 
     Returns:
         The rows written and counts of this session. A ``KeyboardInterrupt`` is not
@@ -685,10 +705,12 @@ def run_benchmark(
                 _remove(pair.out_dir / "results.json")
                 write_tables(work_dir, *collect_rows(pairs), settings, command)
             start = time.perf_counter()
-            _run_pair(pair)
+            _run_pair(pair, None if report else False)
             seconds = time.perf_counter() - start
             rows, means = collect_rows(pairs)
             write_tables(work_dir, rows, means, settings, command)
+            if report:
+                _write_benchmark_report(work_dir, reporter.console)
             row = next(
                 r for r in rows if r["config"] == pair.config and r["category"] == pair.category
             )
@@ -698,6 +720,8 @@ def run_benchmark(
     finally:
         reporter.stop()
     rows, means = collect_rows(pairs)
+    if report and not to_run:  # nothing ran: the report may predate this version
+        _write_benchmark_report(work_dir, reporter.console)
     return BenchmarkSummary(
         work_dir, rows, means, ran=len(to_run), skipped=len(pairs) - len(to_run)
     )

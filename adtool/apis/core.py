@@ -41,7 +41,8 @@ from adtool.apis.overrides import check_override_keys
 from adtool.apis.thresholds import attach_thresholds, is_inside
 from adtool.datasets.layout import detect_layout
 from adtool.engine.dist import main_value, prepare_config
-from adtool.errors import ConfigError, DataError
+from adtool.errors import AdtoolError, ConfigError, DataError
+from adtool.evaluation.html_report import write_html_report
 from adtool.evaluation.report import format_results_json
 from adtool.fileio import atomic_write_text
 from adtool.registry import DATASETS, RUNNERS, register_all_modules
@@ -395,6 +396,28 @@ def _after_training(runner, work_dir: Path) -> dict:
     return train
 
 
+def wants_report(cfg: Config, report: bool | None) -> bool:
+    """``report`` (the ``--no-report`` flag) when given, else the config's ``html_report``
+    key (default True); HuggingFace task runs have no HTML report."""
+    if task_of(cfg) != "anomaly":
+        return False
+    return bool(cfg.get("html_report", True) if report is None else report)
+
+
+def write_report_page(folder: str | os.PathLike) -> Path | None:
+    """Write ``<folder>/report.html`` after a run; a failure is one warning, not a failed
+    run (the results are written already, and ``adtool report DIR`` can retry)."""
+    try:
+        return write_html_report(folder, pair_reports=False)
+    except (AdtoolError, OSError, ValueError) as e:
+        print_log(
+            f"report.html not written in {folder}: {e}; rerun `adtool report {folder}`",
+            logger="current",
+            level=logging.WARNING,
+        )
+        return None
+
+
 def _test_metric(runner):
     metric = runner.test_evaluator.metrics[0]
     report = getattr(metric, "last_report", None)
@@ -413,6 +436,7 @@ def run_category(
     checkpoint: str | None = None,
     resume: bool | str = False,
     extra: dict | None = None,
+    report: bool | None = None,
 ) -> dict:
     """Fit/train (unless ``checkpoint`` is given), test, and write the results files.
 
@@ -424,6 +448,8 @@ def run_category(
         resume: Resume training from the work dir's last checkpoint (True) or a path.
             Defaults to False.
         extra: Blocks added to the results (the multi-class training). Defaults to None.
+        report: Write ``report.html`` after ``results.json`` (:func:`wants_report`).
+            Defaults to None: the config's ``html_report`` key, else True.
 
     Returns:
         The results dict written to ``<work_dir>/results.json``.
@@ -431,6 +457,7 @@ def run_category(
     task = task_of(cfg)
     check_category(category)
     work_dir = ensure_writable(work_dir)
+    page = report  # `report` names the test metric's report below
     runner = build_runner(cfg, category, work_dir, checkpoint=checkpoint, resume=resume)
     try:
         if checkpoint is not None:
@@ -487,6 +514,8 @@ def run_category(
             )
             # Last: a results.json means every other file of the run is there.
             atomic_write_text(work_dir / "results.json", format_results_json(results))
+            if wants_report(runner.cfg, page):  # a view of the files above
+                write_report_page(work_dir)
         barrier()  # every rank returns once the files exist
         return results
     finally:
@@ -526,6 +555,7 @@ def run_multi_class(
     checkpoint: str | None = None,
     resume: bool | str = False,
     on_result=None,
+    report: bool | None = None,
 ) -> list[dict]:
     """Train one model on every category (unless ``checkpoint``), then test it per category.
 
@@ -559,7 +589,12 @@ def run_multi_class(
     outputs = []
     for cat in categories:
         result = run_category(
-            cfg, cat, output_dir(root, cat), checkpoint=checkpoint, extra={"multi_class": block}
+            cfg,
+            cat,
+            output_dir(root, cat),
+            checkpoint=checkpoint,
+            extra={"multi_class": block},
+            report=report,
         )
         outputs.append(result)
         if on_result is not None:
@@ -596,6 +631,7 @@ def run(
     on_result=None,
     on_message: Callable[[str], object] | None = None,
     multi_class: bool | None = None,
+    report: bool | None = None,
 ) -> list[dict]:
     """Train (or load ``checkpoint``) and test ``config`` on each category.
 
@@ -620,6 +656,8 @@ def run(
             (default: mmengine's log).
         multi_class: One model for all categories; None takes the config's
             ``multi_class`` (default False).
+        report: Write ``report.html`` per category and, for the work dir, one page of
+            every category in it. None takes the config's ``html_report`` (default True).
 
     Returns:
         One results dict per category.
@@ -650,11 +688,16 @@ def run(
                 f"a category named '{MULTI_CLASS_DIR}' clashes with the multi-class training "
                 "folder; rename it or run single-class"
             )
-        return run_multi_class(cfg, categories, root, checkpoint, resume, on_result)
-    outputs = []
-    for cat, out_dir in zip(categories, out_dirs):
-        result = run_category(cfg, cat, out_dir, checkpoint=checkpoint, resume=resume)
-        outputs.append(result)
-        if on_result is not None:
-            on_result(result)
+        outputs = run_multi_class(cfg, categories, root, checkpoint, resume, on_result, report)
+    else:
+        outputs = []
+        for cat, out_dir in zip(categories, out_dirs):
+            result = run_category(
+                cfg, cat, out_dir, checkpoint=checkpoint, resume=resume, report=report
+            )
+            outputs.append(result)
+            if on_result is not None:
+                on_result(result)
+    if None not in categories and wants_report(cfg, report) and is_main_process():
+        write_report_page(root)  # every category folder of the work dir, this run's and older
     return outputs

@@ -3,9 +3,11 @@
 :func:`build_report` turns test arrays into the metric blocks of ``results.json``
 (DESIGN.md, "Outputs: the results contract"); the caller adds ``model``, ``config``,
 ``dataset``, ``category``, ``timing`` and ``n_train``, then :func:`write_report` writes
-``results.json``, ``results.txt``, ``histogram.png``, ``roc.png``, ``pr.png`` and
-``maps/``. Every file is written to ``<name>.tmp`` in the same folder and moved into place
-with ``os.replace``, so a reader never sees a half-written file.
+``results.json``, ``results.txt``, ``histogram.png``, ``roc.png``, ``pr.png``,
+``maps/`` and ``worst/`` (the highest-scored normal and lowest-scored anomalous images,
+:func:`worst_cases`, which the HTML report shows). Every file is written to
+``<name>.tmp`` in the same folder and moved into place with ``os.replace``, so a reader
+never sees a half-written file.
 
 Fields added to the contract (never renamed): ``pixel.F1_max``, ``pixel.threshold`` (the
 pixel F1-optimal anomaly-map value, used to outline predicted regions in ``maps/``),
@@ -280,6 +282,7 @@ def write_report(
     arrays: dict | None,
     max_maps_per_defect: int = 3,
     results_json: bool = True,
+    max_worst: int = 6,
 ) -> None:
     """Write ``results.json``, ``results.txt`` and, given arrays, the plots and overlays.
 
@@ -292,9 +295,11 @@ def write_report(
         max_maps_per_defect: overlays per defect type in ``maps/``. Defaults to 3.
         results_json: also write ``results.json``; the run path writes it itself, last,
             so that a run killed earlier never looks finished. Defaults to True.
+        max_worst: the highest-scored normal and the lowest-scored anomalous images drawn
+            into ``worst/`` (:func:`worst_cases`), each. Defaults to 6.
     """
     # Imported here: adtool.visualization imports this package's functional module.
-    from adtool.visualization.overlays import save_overlays
+    from adtool.visualization.overlays import save_overlays, save_worst_cases
     from adtool.visualization.plots import plot_histogram, plot_pr, plot_roc
 
     out = Path(out_dir)
@@ -309,11 +314,61 @@ def write_report(
     plot_histogram(scores, labels, report.get("thresholds"), out / "histogram.png")
     plot_roc(scores, labels, out / "roc.png")
     plot_pr(scores, labels, out / "pr.png")
+    pixel = report.get("pixel") or {}
     if arrays.get("maps") is not None:
-        pixel = report.get("pixel") or {}
         save_overlays(
             arrays, out, max_per_defect=max_maps_per_defect, threshold=pixel.get("threshold")
         )
+    save_worst_cases(
+        arrays, out, worst_cases(report, scores, labels, max_worst), pixel.get("threshold")
+    )
+
+
+def worst_cases(report: dict, scores: ArrayLike, labels: ArrayLike, k: int = 6) -> dict:
+    """The test images a person should look at first, at the confusion threshold.
+
+    ``false_positives``: the ``k`` highest-scored normal images, ``false_negatives``: the
+    ``k`` lowest-scored anomalous ones (ties in test-set order). Each entry says whether
+    it is an error at the threshold (``score >= value`` is anomalous), so the list also
+    shows the correct images closest to the threshold when there are fewer than ``k``
+    errors.
+
+    Args:
+        report: the results dict; its ``confusion`` block names the threshold.
+        scores: (N,) image scores.
+        labels: (N,) 0 normal / 1 anomalous.
+        k: images per list. Defaults to 6.
+
+    Returns:
+        ``{"threshold", "threshold_value", "n_false_positives", "n_false_negatives",
+        "false_positives": [{"index", "score", "error"}], "false_negatives": [...]}``;
+        ``error`` and the counts are None without a threshold.
+    """
+    s = to_numpy(scores, np.float64).ravel()
+    y = to_numpy(labels, np.float64).ravel() > 0
+    confusion = report.get("confusion") or {}
+    value = confusion.get("threshold_value")
+    index = np.arange(s.size)
+    # lexsort: last key first; ties keep the test-set order.
+    normals = index[~y][np.lexsort((index[~y], -s[~y]))][:k]
+    anomalous = index[y][np.lexsort((index[y], s[y]))][:k]
+
+    def entry(i: int, error: bool | None) -> dict:
+        score = float(s[i])
+        return {"index": int(i), "score": score if np.isfinite(score) else None, "error": error}
+
+    return {
+        "threshold": confusion.get("threshold"),
+        "threshold_value": value,
+        "n_false_positives": None if value is None else int((s[~y] >= value).sum()),
+        "n_false_negatives": None if value is None else int((s[y] < value).sum()),
+        "false_positives": [
+            entry(i, None if value is None else bool(s[i] >= value)) for i in normals
+        ],
+        "false_negatives": [
+            entry(i, None if value is None else bool(s[i] < value)) for i in anomalous
+        ],
+    }
 
 
 def format_scores_csv(arrays: dict, report: dict | None = None) -> str:

@@ -129,3 +129,166 @@ def save_overlays(
             fig.tight_layout()
             written.append(save_figure(fig, folder / f"{stem}.png"))
     return written
+
+
+# worst/: the images of the HTML report's false-positive / false-negative grid.
+WORST_DIR = "worst"
+WORST_INDEX = "worst.json"
+_GT_COLOUR = (0, 255, 0)
+_PRED_COLOUR = (255, 0, 0)
+
+
+def _edge(region: np.ndarray) -> np.ndarray:
+    """The boundary pixels of a boolean region, 2 px wide on images of 128 px and more."""
+    from scipy import ndimage
+
+    edge = region & ~ndimage.binary_erosion(region, border_value=0)
+    if min(region.shape) >= 128:
+        edge = ndimage.binary_dilation(edge) & region
+    return edge
+
+
+def compose_overlay(
+    image: np.ndarray,
+    amap: np.ndarray | None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    mask: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> np.ndarray:
+    """The input and, beside it, the anomaly map blended on it (jet, alpha 0.5), as pixels.
+
+    Drawn without a figure (a few milliseconds per image): the ground-truth mask outline
+    in green and the region ``amap >= threshold`` in red on the map panel. Without a map
+    the input alone.
+
+    Args:
+        image: (H, W, 3) uint8 input.
+        amap: (H, W) anomaly map at the image size, or None.
+        vmin: map value drawn as the bottom of the colour scale. Defaults to 0.0.
+        vmax: map value drawn as its top. Defaults to 1.0.
+        mask: (H, W) ground truth, or None. Defaults to None.
+        threshold: pixel threshold whose region is outlined, or None. Defaults to None.
+
+    Returns:
+        (H, W, 3) or (H, 2 W + gap, 3) uint8.
+    """
+    if amap is None:
+        return image
+    from matplotlib import colormaps
+
+    span = vmax - vmin if vmax > vmin else 1.0
+    heat = colormaps["jet"](np.clip((amap.astype(np.float32) - vmin) / span, 0.0, 1.0))
+    blend = (0.5 * image.astype(np.float32) + 127.5 * heat[..., :3]).astype(np.uint8)
+    if threshold is not None:
+        blend[_edge(amap >= threshold)] = _PRED_COLOUR
+    if mask is not None:
+        blend[_edge(np.asarray(mask) > 0)] = _GT_COLOUR
+    gap = np.full((image.shape[0], max(2, image.shape[1] // 32), 3), 255, np.uint8)
+    return np.concatenate([image, gap, blend], axis=1)
+
+
+def save_worst_cases(
+    arrays: dict,
+    out_dir: str | os.PathLike,
+    selection: dict,
+    threshold: float | None = None,
+) -> Path:
+    """Write the images of ``selection`` to ``<out_dir>/worst/`` and their index.
+
+    One PNG per image (:func:`compose_overlay`: input + map overlay, or the input alone
+    for a method without maps), named ``fp_<rank>_<stem>.png`` / ``fn_<rank>_<stem>.png``,
+    then ``worst.json`` (the selection with each image's path, defect, label and file;
+    written last, atomically). PNGs of an earlier run that the new index does not name
+    are removed.
+
+    Args:
+        arrays: ``AnomalyMetric.last_arrays`` (``maps`` may be None).
+        out_dir: the category's results folder.
+        selection: :func:`adtool.evaluation.report.worst_cases` output.
+        threshold: pixel threshold outlined on the maps. Defaults to None.
+
+    Returns:
+        The path of ``worst.json``.
+    """
+    import json
+
+    from adtool.fileio import atomic_path, atomic_write_text
+
+    folder = Path(out_dir) / WORST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    maps = arrays.get("maps")
+    maps = None if maps is None else np.asarray(maps)
+    masks = arrays.get("masks")
+    n = len(arrays["scores"])
+    paths = list(arrays.get("img_paths") or [None] * n)
+    defects = [str(d) for d in (arrays.get("defect_types") or ["unknown"] * n)]
+    labels = arrays.get("labels")
+    seen = list(arrays.get("images") or [None] * n)
+    vmin, vmax = (0.0, 1.0) if maps is None else (float(maps.min()), float(maps.max()))
+    index = {k: v for k, v in selection.items() if k not in ("false_positives", "false_negatives")}
+    index["has_maps"] = maps is not None
+    index["pixel_threshold"] = threshold
+    written = set()
+    for key, prefix in (("false_positives", "fp"), ("false_negatives", "fn")):
+        entries = []
+        for rank, item in enumerate(selection.get(key) or [], start=1):
+            i = item["index"]
+            if maps is not None:
+                height, width = maps.shape[-2:]
+            elif seen[i] is not None:
+                height, width = seen[i].shape[:2]
+            else:
+                height = width = None
+            image = _worst_image(paths[i], height, width, seen[i])
+            readable = image is not None
+            if image is None:
+                size = (height or 128, width or 128)
+                image = np.full((*size, 3), 127, np.uint8)
+            mask = None if masks is None else np.asarray(masks[i])
+            pixels = compose_overlay(
+                image, None if maps is None else maps[i], vmin, vmax, mask, threshold
+            )
+            stem = _safe_name(Path(paths[i]).stem if paths[i] else f"{i:05d}")
+            name = f"{prefix}_{rank:02d}_{stem}.png"
+            with atomic_path(folder / name) as tmp:
+                # 256 colours: half the bytes of the report page that embeds them.
+                Image.fromarray(pixels).quantize(256, method=Image.Quantize.FASTOCTREE).save(
+                    tmp, format="png"
+                )
+            written.add(name)
+            entries.append(
+                {
+                    **item,
+                    "rank": rank,
+                    "img_path": paths[i],
+                    "defect_type": defects[i],
+                    "gt_label": None if labels is None else int(labels[i]),
+                    "file": f"{WORST_DIR}/{name}",
+                    "image_readable": readable,
+                }
+            )
+        index[key] = entries
+    for old in folder.glob("*.png"):
+        if old.name not in written:
+            old.unlink(missing_ok=True)
+    atomic_write_text(folder / WORST_INDEX, json.dumps(index, indent=2, allow_nan=False) + "\n")
+    return folder / WORST_INDEX
+
+
+def _worst_image(
+    path: str | None, height: int | None, width: int | None, seen: np.ndarray | None
+) -> np.ndarray | None:
+    """The image as the model saw it at (height, width); the file itself (at most 256 px)
+    when there is no size to match."""
+    if height is not None:
+        return _load_image(path, height, width, seen)
+    if not path:
+        return None
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((256, 256))
+            return np.asarray(img)
+    except OSError:
+        return None
