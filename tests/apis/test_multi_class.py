@@ -82,7 +82,7 @@ def test_multi_class_is_a_known_top_level_key_and_one_category_runs_alone(monkey
     monkeypatch.setattr(core, "run_multi_class", lambda *a, **kw: pytest.fail("multi-class"))
     # One category: a plain single-class run, even with the config's multi_class = True.
     run("dinomaly_vit-s14-reg4_224_mvtec", category="bottle", work_dir=tmp_path)
-    assert calls == [{"checkpoint": None, "resume": False}]
+    assert calls == [{"checkpoint": None, "resume": False, "report": None}]
 
 
 def test_a_checkpoint_for_several_categories_needs_multi_class(tiny_data, tmp_path):
