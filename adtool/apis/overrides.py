@@ -28,7 +28,16 @@ from adtool.errors import ConfigError
 
 # Top-level keys adtool reads (apis/, tools/) that a config may leave unset.
 ADTOOL_KEYS = frozenset(
-    {"task", "runner_type", "test_from", "infer_pipeline", "class_names", "multi_class"}
+    {
+        "task",
+        "runner_type",
+        "test_from",
+        "infer_pipeline",
+        "class_names",
+        "multi_class",
+        "feature_cache",  # read by adtool.engine.TrainingCacheHook
+        "decode_cache",
+    }
 )
 
 
