@@ -201,7 +201,9 @@ class BaseAnomalyModel(BaseModel):
         ``pixel: null`` and no overlays.
         """
 
-    def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None):
+    def loss(
+        self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None = None
+    ) -> dict:
         """The training losses of a (tiled) batch; by default from :meth:`frozen_features`."""
         if not self.splits_frozen_features():
             raise NotImplementedError(f"{type(self).__name__} is not trained by gradient")
