@@ -9,7 +9,8 @@ EfficientNet-Lite0 weights) trains for ``--epochs`` epochs on the category's sam
 training images, validating as the config does (``val_interval`` capped at the epochs),
 twice: caches off (``feature_cache.enabled=False, decode_cache.enabled=False``: what every
 epoch cost before issue 22) and on (the defaults, ``'auto'``). The two runs of a method
-run back to back, so they see the same machine load. A hook splits every epoch into
+run back to back, so they see the same machine load (``--repeats R``: R runs of each,
+alternating the order, the fastest by seconds per epoch shown). A hook splits every epoch into
 
 * ``data``: loading the batches (decoding, resizing, collating),
 * ``frozen``: the frozen part's forward (``model.frozen_features``; 0 once cached),
@@ -17,7 +18,8 @@ run back to back, so they see the same machine load. A hook splits every epoch i
 * ``val``: validation, per validated epoch,
 
 and reports the first epoch, the mean of the later ones, the seconds per epoch with
-validation included (total / epochs), training images per second in the later epochs,
+validation included (all epochs' data + steps + validation / epochs; the runner's setup,
+weights loading and hooks excluded), training images per second in the later epochs,
 and the last validation's image AUROC (the same with the caches on and off). Checkpoint
 saving is off (it is not what the caches change). Generate the data first:
 ``python tools/make_sample_data.py``.
@@ -131,6 +133,7 @@ def run(method: str, args, options: dict) -> dict:
 
     validated = [e for e in epochs if e["validated"]]
     train_later = mean(later, "data") + mean(later, "step")
+    epoch_total = sum(e["data"] + e["step"] + e["val"] for e in epochs)
     return dict(
         method=method,
         n_train=n_train,
@@ -138,7 +141,8 @@ def run(method: str, args, options: dict) -> dict:
         later={k: mean(later, k) for k in ("data", "frozen", "trained")},
         val=mean(validated, "val") if validated else 0.0,
         n_val=len(validated),
-        per_epoch=total / len(epochs),
+        per_epoch=epoch_total / len(epochs),
+        setup=total - epoch_total,
         images_per_s=n_train / train_later,
         auroc=timer.auroc,
     )
@@ -162,6 +166,9 @@ def main(argv=None) -> None:
     parser.add_argument("--category", default="disk")
     parser.add_argument("--data-root", default="data/sample")
     parser.add_argument("--image-size", type=int, default=None, help="default: the config's")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs per variant; the fastest is shown"
+    )
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -182,9 +189,12 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|---|")
     results = []
     for method in args.methods:
-        off = run(method, args, OFF)
-        on = run(method, args, {})
-        results.append(dict(method=method, off=off, on=on))
+        runs = {"off": [], "on": []}
+        for r in range(args.repeats):  # off, on, then on, off, ...: drifting load cancels
+            for name in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                runs[name].append(run(method, args, OFF if name == "off" else {}))
+        off, on = (min(runs[n], key=lambda x: x["per_epoch"]) for n in ("off", "on"))
+        results.append(dict(method=method, off=off, on=on, runs=runs))
         print(row(f"{method}, off", off))
         print(row(f"{method}, on", on))
         print(

@@ -20,6 +20,7 @@ from adtool.engine.feature_cache import (
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
 from adtool.registry import HOOKS, MODELS, TRANSFORMS
+from adtool.structures import AnomalyDataSample
 
 
 @HOOKS.register_module(force=True)
@@ -228,3 +229,60 @@ def test_decode_cache_runs_the_deterministic_head_once_per_sample():
     assert out[0]["data_samples"].img_path == "0.png"
     # The flip changed the copy it was given, never the cached array.
     assert [int(cache._store[i]["img"][0, 0, 0]) for i in (0, 1)] == [0, 10]
+
+
+def _split_sample_configs() -> list[str]:
+    """Every ``*_sample`` config whose model splits its loss (new methods join by themselves)."""
+    from adtool.apis.config_index import list_configs
+
+    found = []
+    for path in list_configs():
+        if not path.stem.endswith("_sample"):
+            continue
+        model_type = load_config(path).get("model", {}).get("type")
+        cls = MODELS.get(model_type) if isinstance(model_type, str) else None
+        if isinstance(cls, type) and issubclass(cls, BaseAnomalyModel):
+            if cls.splits_frozen_features():
+                found.append(path.stem)
+    return found
+
+
+SPLIT_CONFIGS = _split_sample_configs()
+
+
+def test_the_seven_frozen_network_methods_split_their_loss():
+    types = {load_config(c).model.type for c in SPLIT_CONFIGS}
+    assert types >= {"STFPM", "FastFlow", "ReverseDistillation", "CFlow", "CSFlow", "UFlow"}
+    assert "UniNet" in types
+
+
+@pytest.mark.parametrize("config", SPLIT_CONFIGS)
+def test_cached_features_give_the_uncached_loss_and_gradients(config, tmp_path):
+    cfg = load_config(config)
+    _random_backbones(cfg.model)
+    size = 32 if "csflow" not in config else 64  # CS-Flow's third scale needs >= 64 px
+    if "input_size" in cfg.model:
+        cfg.model["input_size"] = size
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.train()
+    assert model.feature_cache_refusal() is None
+    inputs = torch.randn(3, 3, size, size)
+    samples = [AnomalyDataSample(metainfo=dict(img_path=f"{i}.png")) for i in range(3)]
+
+    def step():
+        model.zero_grad()
+        torch.manual_seed(1)  # CFlow samples fibres
+        loss = model(inputs, samples, mode="loss")["loss"]
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return loss.detach(), grads
+
+    plain = step()
+    model.feature_cache = FrozenFeatureCache(max_bytes=1 << 30)
+    computed, cached = step(), step()
+    assert model.feature_cache.hits == 3 and model.feature_cache.misses == 3
+    for loss, grads in (computed, cached):
+        assert torch.equal(loss, plain[0])
+        assert len(grads) == len(plain[1]) > 0
+        assert all(torch.equal(a, b) for a, b in zip(grads, plain[1]))
