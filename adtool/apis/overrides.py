@@ -36,6 +36,8 @@ ADTOOL_KEYS = frozenset(
         "class_names",
         "multi_class",
         "html_report",
+        "feature_cache",  # read by adtool.engine.TrainingCacheHook
+        "decode_cache",
     }
 )
 

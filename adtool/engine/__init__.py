@@ -1,5 +1,10 @@
 from . import compat
-from .hooks import AnomalyCheckpointHook, ModelLifecycleHook, RichProgressHook
+from .hooks import (
+    AnomalyCheckpointHook,
+    ModelLifecycleHook,
+    RichProgressHook,
+    TrainingCacheHook,
+)
 from .loops import FitLoop
 from .optim import MultiOptimWrapperConstructor
 from .runner import AnomalyRunner, FitOnlyOptimWrapper
@@ -14,4 +19,5 @@ __all__ = [
     "ModelLifecycleHook",
     "MultiOptimWrapperConstructor",
     "RichProgressHook",
+    "TrainingCacheHook",
 ]

@@ -1,10 +1,14 @@
-"""Hooks: the model's lifecycle, rich progress bars, best-checkpoint saving."""
+"""Hooks: the model's lifecycle, training caches, rich progress bars, best-checkpoint saving."""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.checkpoint import (
@@ -22,6 +26,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from adtool.engine.feature_cache import (
+    DECODE_CACHE_DEFAULTS,
+    FEATURE_CACHE_DEFAULTS,
+    DecodeCache,
+    FrozenFeatureCache,
+    cache_options,
+    cacheable_datasets,
+    first_random_transform,
+    pipeline_transforms,
+)
+from adtool.errors import ConfigError
 from adtool.fileio import atomic_path
 from adtool.registry import HOOKS
 
@@ -73,6 +88,122 @@ class ModelLifecycleHook(Hook):
             checkpoint["state_dict"] = weights_to_cpu(get_state_dict(model))
             with atomic_path(path) as tmp:
                 torch.save(checkpoint, tmp)
+
+
+@HOOKS.register_module()
+class TrainingCacheHook(Hook):
+    """Caches what repeats every epoch: the frozen part's features and the decoded images.
+
+    :class:`~adtool.engine.AnomalyRunner` adds it to every run. Before training it reads
+    the config's top-level ``feature_cache`` and ``decode_cache`` dicts
+    (:data:`~adtool.engine.feature_cache.FEATURE_CACHE_DEFAULTS`, ``enabled='auto'``) and
+    logs one line saying what is on and, if not, why:
+
+    * frozen features (:class:`~adtool.engine.feature_cache.FrozenFeatureCache`): 'auto'
+      turns it on when the model splits its loss (``frozen_features`` /
+      ``loss_from_features``, see ``BaseAnomalyModel.feature_cache_refusal``), no
+      transform of the train pipeline is random (``random = True``, or no such attribute)
+      and training passes over the data more than once; ``True`` skips the last two
+      checks (the frozen features then keep the first epoch's augmentation).
+    * decoded images (:class:`~adtool.engine.feature_cache.DecodeCache`): the pipeline's
+      deterministic head (loading, resizing, ...) runs once per sample. With loader
+      workers that do not persist, the main process fills it before training, so every
+      epoch's workers inherit it.
+
+    After training (after the model's own ``after_train``) both are dropped and the
+    memory-mapped files deleted. Each process of a distributed run caches its own samples.
+    """
+
+    # After ModelLifecycleHook (ABOVE_NORMAL): its after_train may still read the loader.
+    priority = "BELOW_NORMAL"
+
+    def __init__(self) -> None:
+        self._model = None
+        self._decode: list[tuple[object, object]] = []  # (dataset, its own pipeline)
+
+    def before_train(self, runner) -> None:
+        cfg = runner.cfg
+        features = cache_options("feature_cache", cfg.get("feature_cache"), FEATURE_CACHE_DEFAULTS)
+        decode = cache_options("decode_cache", cfg.get("decode_cache"), DECODE_CACHE_DEFAULTS)
+        loop = runner.train_loop
+        loader = loop.dataloader
+        dataset = loader.dataset
+        passes = self._passes(loop)
+        transforms = pipeline_transforms(dataset)
+        random = "an unknown pipeline" if transforms is None else first_random_transform(transforms)
+        notes = [
+            self._start_feature_cache(runner, features, passes, random),
+            self._start_decode_cache(loader, decode, passes),
+        ]
+        print_log("training caches: " + "; ".join(notes), logger="current", level=logging.INFO)
+
+    @staticmethod
+    def _passes(loop) -> float:
+        """How many times training reads the data (inf when unknown)."""
+        try:
+            return loop.max_iters / max(len(loop.dataloader), 1)
+        except (AttributeError, TypeError):
+            return math.inf
+
+    def _start_feature_cache(self, runner, options: dict, passes: float, random) -> str:
+        model = _unwrap(runner.model)
+        enabled = options["enabled"]
+        if enabled is False:
+            return "frozen features off (feature_cache.enabled=False)"
+        refusal = getattr(model, "feature_cache_refusal", lambda: "not an anomaly model")()
+        if refusal is not None:
+            if enabled is True:
+                raise ConfigError(f"feature_cache.enabled=True but {refusal}; set it to 'auto'")
+            return f"frozen features off ({refusal})"
+        if enabled == "auto" and random is not None:
+            return f"frozen features off (the train pipeline's {random} is random)"
+        if enabled == "auto" and passes <= 1:
+            return "frozen features off (one pass over the data)"
+        spill = options["spill_dir"] if options["spill_dir"] is not None else runner.work_dir
+        model.feature_cache = FrozenFeatureCache(
+            int(options["max_memory_mb"] * 1024 * 1024), spill_dir=spill
+        )
+        self._model = model
+        return (
+            f"frozen features on (first epoch computes, later ones read; "
+            f"{options['max_memory_mb']} MB in memory, then memory-mapped under {spill})"
+        )
+
+    def _start_decode_cache(self, loader, options: dict, passes: float) -> str:
+        if options["enabled"] is False:
+            return "decoded images off (decode_cache.enabled=False)"
+        if options["enabled"] == "auto" and passes <= 1:
+            return "decoded images off (one pass over the data)"
+        datasets = cacheable_datasets(loader.dataset)
+        caches = []
+        for ds in datasets:
+            cache = DecodeCache(ds.pipeline, int(options["max_memory_mb"] * 1024 * 1024))
+            if cache.head:
+                self._decode.append((ds, ds.pipeline))
+                ds.pipeline = cache
+                caches.append((ds, cache))
+        if not caches:
+            return "decoded images off (the train pipeline has no deterministic head)"
+        workers = getattr(loader, "num_workers", 0)
+        if workers and not getattr(loader, "persistent_workers", False):
+            for ds, cache in caches:
+                for idx in range(len(ds)):
+                    cache(ds.get_data_info(idx))
+        head = ", ".join(type(t).__name__ for t in caches[0][1].head)
+        return f"decoded images on ({head} once per sample, {options['max_memory_mb']} MB)"
+
+    def after_train(self, runner) -> None:
+        if self._model is not None:
+            cache, self._model.feature_cache = self._model.feature_cache, None
+            if cache is not None:
+                runner.message_hub.update_info(
+                    "feature_cache", dict(hits=cache.hits, misses=cache.misses)
+                )
+                cache.close()
+            self._model = None
+        for ds, pipeline in self._decode:
+            ds.pipeline = pipeline
+        self._decode = []
 
 
 @HOOKS.register_module()

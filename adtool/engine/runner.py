@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from adtool.engine.dist import ddp_wrapper_cfg
-from adtool.engine.hooks import ModelLifecycleHook
+from adtool.engine.hooks import ModelLifecycleHook, TrainingCacheHook
 from adtool.errors import ConfigError
 from adtool.registry import LOOPS, MODELS, RUNNERS, check_keys, check_value_types
 
@@ -84,7 +84,9 @@ class AnomalyRunner(Runner):
     * A train loop that never steps an optimiser (``FitLoop``) may leave
       ``optim_wrapper`` unset; a placeholder stands in and checkpoints skip its state.
     * :class:`ModelLifecycleHook` is always registered: the model's ``before_train`` /
-      ``after_train`` run without any config naming the hook.
+      ``after_train`` run without any config naming the hook; so is
+      :class:`TrainingCacheHook` (frozen-feature and decode caches, config
+      ``feature_cache`` / ``decode_cache``).
     * ``optim_wrapper=dict(constructor='MultiOptimWrapperConstructor', g=dict(...),
       d=dict(...))`` builds an ``OptimWrapperDict`` for models with several optimisers
       (see :mod:`adtool.engine.optim`); mmengine saves and resumes each one's state.
@@ -99,10 +101,12 @@ class AnomalyRunner(Runner):
         self.logger.addFilter(_DropInternalDeprecations())
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
-        """mmengine's hooks, plus :class:`ModelLifecycleHook` unless the config adds it."""
+        """mmengine's hooks, plus :class:`ModelLifecycleHook` and :class:`TrainingCacheHook`
+        unless the config adds them."""
         super().register_hooks(default_hooks, custom_hooks)
-        if not any(isinstance(hook, ModelLifecycleHook) for hook in self.hooks):
-            self.register_hook(ModelLifecycleHook())
+        for kind in (ModelLifecycleHook, TrainingCacheHook):
+            if not any(isinstance(hook, kind) for hook in self.hooks):
+                self.register_hook(kind())
 
     @staticmethod
     def check_dataloader_cfg(name: str, cfg) -> None:

@@ -42,6 +42,9 @@ class PerlinAnomalyMask:
         key: Results key that receives the mask. Defaults to ``'anomaly_mask'``.
     """
 
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
+
     def __init__(
         self,
         prob: float = 1.0,
@@ -152,6 +155,9 @@ class TextureAnomalyBlend:
         clean_key: Results key that receives the anomaly-free image. Defaults to
             ``'img_clean'``.
     """
+
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
 
     def __init__(
         self,

@@ -27,6 +27,9 @@ class PackAnomalyInputs:
             field of that name (DRAEM's anomaly-free target ``img_clean``). Defaults to ().
     """
 
+    #: Same output for the same input: the engine may cache it (adtool.engine.feature_cache).
+    random = False
+
     def __init__(
         self, meta_keys: Sequence[str] = DEFAULT_META_KEYS, image_keys: Sequence[str] = ()
     ) -> None:

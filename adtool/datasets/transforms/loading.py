@@ -104,6 +104,9 @@ class LoadAnomalyImage:
             255) for 16-bit images; see :func:`image_to_rgb`. Defaults to ``'fixed'``.
     """
 
+    #: Same output for the same input: the engine may cache it (adtool.engine.feature_cache).
+    random = False
+
     def __init__(self, high_bit_scale: str = "fixed") -> None:
         if high_bit_scale not in ("fixed", "max"):
             raise ConfigError(
@@ -133,6 +136,9 @@ class LoadAnomalyMask:
     (dataset without masks) ``gt_mask`` stays absent. Must come after
     :class:`LoadAnomalyImage`.
     """
+
+    #: Same output for the same input: the engine may cache it (adtool.engine.feature_cache).
+    random = False
 
     def __call__(self, results: dict) -> dict:
         if "img_shape" not in results:

@@ -52,6 +52,9 @@ class Resize:
         size: Output (height, width); an int gives a square.
     """
 
+    #: Same output for the same input: the engine may cache it (adtool.engine.feature_cache).
+    random = False
+
     def __init__(self, size: int | Sequence[int]) -> None:
         self.size = _pair(size, "Resize")
 
@@ -83,6 +86,9 @@ class CenterCrop:
         size: Output (height, width); an int gives a square.
     """
 
+    #: Same output for the same input: the engine may cache it (adtool.engine.feature_cache).
+    random = False
+
     def __init__(self, size: int | Sequence[int]) -> None:
         self.size = _pair(size, "CenterCrop")
 
@@ -111,6 +117,9 @@ class RandomHorizontalFlip:
         prob: Probability of flipping. Defaults to 0.5.
     """
 
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
+
     def __init__(self, prob: float = 0.5) -> None:
         self.prob = _check_prob(prob, "RandomHorizontalFlip")
 
@@ -130,6 +139,9 @@ class RandomVerticalFlip:
     Args:
         prob: Probability of flipping. Defaults to 0.5.
     """
+
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
 
     def __init__(self, prob: float = 0.5) -> None:
         self.prob = _check_prob(prob, "RandomVerticalFlip")
@@ -153,6 +165,9 @@ class RandomRotation:
         degrees: Angle range in degrees: ``d`` means (-d, d), or give (min, max).
         fill: Grey value of uncovered image pixels. Defaults to 0.
     """
+
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
 
     def __init__(self, degrees: float | Sequence[float], fill: int = 0) -> None:
         if isinstance(degrees, (int, float)):
@@ -200,6 +215,9 @@ class RandomShift:
         max_shift: Largest offset in pixels along each axis; an int, or (dy, dx).
         fill: Grey value of uncovered image pixels. Defaults to 0.
     """
+
+    #: Draws random numbers: the engine's caches stop at this transform.
+    random = True
 
     def __init__(self, max_shift: int | Sequence[int], fill: int = 0) -> None:
         shift = (max_shift, max_shift) if isinstance(max_shift, int) else tuple(max_shift)

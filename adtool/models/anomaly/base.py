@@ -18,6 +18,7 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 
 from adtool.engine.dist import broadcast_buffers, gather_to_main
+from adtool.engine.feature_cache import sample_keys
 from adtool.errors import ConfigError
 from adtool.models.components import Tiler, gaussian_blur
 from adtool.models.postprocess import PostProcessor
@@ -57,6 +58,13 @@ class BaseAnomalyModel(BaseModel):
     (``supports_tiling = True``, and it calls :meth:`tile_inputs` where it reads a batch
     itself); building one with tiling is a ``ConfigError``.
 
+    Frozen-feature cache: a method whose loss starts with a frozen network (a teacher, an
+    extractor) splits it into :meth:`frozen_features` (what the frozen part computes from
+    the batch) and :meth:`loss_from_features` (the rest); ``loss`` is then their
+    composition. Without a random train transform the engine
+    (:class:`~adtool.engine.hooks.TrainingCacheHook`) computes each training sample's
+    frozen features once and reuses them in later epochs (``self.feature_cache``).
+
     Args:
         data_preprocessor: Config of the batch normaliser. Defaults to None.
         init_cfg: mmengine init config. Defaults to None.
@@ -73,6 +81,8 @@ class BaseAnomalyModel(BaseModel):
     def __init__(self, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocessor = PostProcessor()
+        # A FrozenFeatureCache while the engine caches the frozen part's outputs, else None.
+        self.feature_cache = None
         if self.tiler is not None and not self._tiling_supported():
             raise ConfigError(
                 f"{type(self).__name__} does not support tiling (its training reads whole "
@@ -171,7 +181,12 @@ class BaseAnomalyModel(BaseModel):
         mode: str = "tensor",
     ):
         if mode == "loss":
-            return self.loss(*self.tile_batch(inputs, data_samples))
+            inputs, data_samples = self.tile_batch(inputs, data_samples)
+            keys = None if self.feature_cache is None else sample_keys(data_samples)
+            if keys is None:
+                return self.loss(inputs, data_samples)
+            features = self.feature_cache.features(keys, inputs, self.frozen_features)
+            return self.loss_from_features(features, inputs, data_samples)
         if mode == "predict":
             return self.predict(inputs, data_samples)
         if mode == "tensor":
@@ -186,8 +201,57 @@ class BaseAnomalyModel(BaseModel):
         ``pixel: null`` and no overlays.
         """
 
-    def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None):
-        raise NotImplementedError(f"{type(self).__name__} is not trained by gradient")
+    def loss(
+        self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None = None
+    ) -> dict:
+        """The training losses of a (tiled) batch; by default from :meth:`frozen_features`."""
+        if not self.splits_frozen_features():
+            raise NotImplementedError(f"{type(self).__name__} is not trained by gradient")
+        return self.loss_from_features(self.frozen_features(inputs), inputs, data_samples)
+
+    # ------------------------------------------------------------------ frozen features
+
+    def frozen_features(self, inputs: torch.Tensor) -> torch.Tensor | Sequence[torch.Tensor]:
+        """What the frozen part computes from a normalised (tiled) batch, without gradient.
+
+        A tensor or a list/tuple of tensors, each with the batch first, whose rows depend on
+        their own image only (the frozen part is in eval mode). Implemented by methods that
+        also implement :meth:`loss_from_features`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not split its loss")
+
+    def loss_from_features(
+        self,
+        features: torch.Tensor | Sequence[torch.Tensor],
+        inputs: torch.Tensor,
+        data_samples: list[AnomalyDataSample] | None,
+    ) -> dict:
+        """The training losses given :meth:`frozen_features` of ``inputs`` (maybe cached)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split its loss")
+
+    @classmethod
+    def splits_frozen_features(cls) -> bool:
+        """True when the method implements :meth:`frozen_features` and its loss tail."""
+        base = BaseAnomalyModel
+        return (
+            cls.frozen_features is not base.frozen_features
+            and cls.loss_from_features is not base.loss_from_features
+        )
+
+    def feature_cache_refusal(self) -> str | None:
+        """Why the frozen features of this model may not be cached, None when they may.
+
+        Checked: the split (:meth:`splits_frozen_features`), the loss going through it (a
+        method with its own ``train_step`` that does not call ``forward(mode='loss')``
+        says so by overriding this), and every part of ``frozen_parts`` being frozen.
+        """
+        name = type(self).__name__
+        if not self.splits_frozen_features():
+            return f"{name} does not implement frozen_features / loss_from_features"
+        for part in self.frozen_parts:
+            if getattr(getattr(self, part), "frozen", True) is False:
+                return f"{name}'s {part} trains (model.{part}.frozen=False)"
+        return None
 
     def predict(
         self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None

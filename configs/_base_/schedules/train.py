@@ -20,3 +20,10 @@ default_hooks = dict(
         rule="greater",
     ),
 )
+
+# Training caches (adtool.engine.TrainingCacheHook; docs/internals.md, Engine): 'auto'
+# computes a frozen teacher's / extractor's features once when no train transform is
+# random, and decodes and resizes each training image once. Past max_memory_mb the
+# features go to memory-mapped files under spill_dir (None: the work dir), deleted after.
+feature_cache = dict(enabled="auto", max_memory_mb=2048, spill_dir=None)
+decode_cache = dict(enabled="auto", max_memory_mb=1024)

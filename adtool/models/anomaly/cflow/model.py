@@ -144,11 +144,16 @@ class CFlow(BaseAnomalyModel):
 
     # ------------------------------------------------------------------ training
 
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict[str, torch.Tensor]:
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's levels (no gradient): cached across epochs by the engine."""
         with torch.no_grad():
-            feats = self.backbone(inputs)
+            return list(self.backbone(inputs))
+
+    def loss_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor, data_samples=None
+    ) -> dict[str, torch.Tensor]:
         total = inputs.new_zeros(())
-        for level, feat in enumerate(feats):
+        for level, feat in enumerate(features):
             x, cond = self.fibres(feat)
             if self.max_fibers is not None and x.shape[0] > self.max_fibers:
                 idx = torch.randperm(x.shape[0], device=x.device)[: self.max_fibers]

@@ -129,6 +129,16 @@ class CSFlow(BaseAnomalyModel):
 
     # ------------------------------------------------------------------ the method
 
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's map at every scale: cached across epochs by the engine when frozen."""
+        return self.features(inputs)
+
+    def loss_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor, data_samples=None
+    ) -> dict[str, torch.Tensor]:
+        latents, log_jac_det = self.flow(features)
+        return dict(loss=self.nll_per_dim(latents, log_jac_det))
+
     def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> one (B, C, h_s, w_s) map per scale, finest first."""
         self.check_input_size(inputs)
@@ -157,10 +167,6 @@ class CSFlow(BaseAnomalyModel):
     def latent_map(latents: Sequence[torch.Tensor]) -> torch.Tensor:
         """(B, h_0, w_0) map: ``mean_c(z^2 / 2)`` of the finest scale at each position."""
         return latents[0].pow(2).mean(1) / 2
-
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict[str, torch.Tensor]:
-        latents, log_jac_det = self.latents(inputs)
-        return dict(loss=self.nll_per_dim(latents, log_jac_det))
 
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -73,12 +73,21 @@ class FastFlow(BaseAnomalyModel):
 
     def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> the flows' inputs, one (B, C, h, w) map per level."""
+        return self.normalize(self.frozen_features(inputs))
+
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's levels: cached across epochs by the engine when it is frozen."""
         self.check_input_size(inputs)
-        feats = list(self.backbone(inputs))
+        return list(self.backbone(inputs))
+
+    def normalize(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The neck's (trained) per-level normalisation, or the levels as they are."""
         return feats if self.neck is None else self.neck(feats)
 
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict[str, torch.Tensor]:
-        latents, log_jac_dets = self.head(self.features(inputs))
+    def loss_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor, data_samples=None
+    ) -> dict[str, torch.Tensor]:
+        latents, log_jac_dets = self.head(self.normalize(features))
         return dict(loss=self.criterion(latents, log_jac_dets))
 
     @torch.no_grad()

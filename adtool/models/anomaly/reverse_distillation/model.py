@@ -85,14 +85,25 @@ class ReverseDistillation(BaseAnomalyModel):
 
     def features(self, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Encoder levels (no gradient) and the decoder's restoration of each."""
-        with torch.no_grad():
-            encoded = self.backbone(inputs)
-        restored = self.decoder(self.neck(encoded), sizes=[f.shape[-2:] for f in encoded])
-        return encoded, restored
+        encoded = self.frozen_features(inputs)
+        return encoded, self.restore(encoded)
 
-    def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None) -> dict:
-        encoded, restored = self.features(inputs)
-        return dict(loss=self.criterion(encoded, restored))
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's levels (no gradient): cached across epochs by the engine."""
+        with torch.no_grad():
+            return list(self.backbone(inputs))
+
+    def restore(self, encoded: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The decoder's restoration of each encoder level, through the OCBE bottleneck."""
+        return self.decoder(self.neck(encoded), sizes=[f.shape[-2:] for f in encoded])
+
+    def loss_from_features(
+        self,
+        features: list[torch.Tensor],
+        inputs: torch.Tensor,
+        data_samples: list[AnomalyDataSample] | None,
+    ) -> dict:
+        return dict(loss=self.criterion(features, self.restore(features)))
 
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -74,9 +74,18 @@ class STFPM(BaseAnomalyModel):
             teacher = self.teacher(inputs)
         return teacher, self.student(inputs)
 
-    def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None) -> dict:
-        teacher, student = self.features(inputs)
-        return dict(loss=self.criterion(teacher, student))
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The teacher's feature pyramid (no gradient): cached across epochs by the engine."""
+        with torch.no_grad():
+            return list(self.teacher(inputs))
+
+    def loss_from_features(
+        self,
+        features: list[torch.Tensor],
+        inputs: torch.Tensor,
+        data_samples: list[AnomalyDataSample] | None,
+    ) -> dict:
+        return dict(loss=self.criterion(features, self.student(inputs)))
 
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -134,12 +134,21 @@ class UFlow(BaseAnomalyModel):
 
     def features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, H, W) -> the flow's inputs, one (B, C, h, w) map per level, finest first."""
+        return self.normalize(self.frozen_features(inputs))
+
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's levels: cached across epochs by the engine when it is frozen."""
         self.check_input_size(inputs)
-        feats = list(self.backbone(inputs))
+        return list(self.backbone(inputs))
+
+    def normalize(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The neck's per-level normalisation, or the levels as they are."""
         return feats if self.neck is None else self.neck(feats)
 
-    def loss(self, inputs: torch.Tensor, data_samples=None) -> dict[str, torch.Tensor]:
-        latents, log_jac_det = self.head(self.features(inputs))
+    def loss_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor, data_samples=None
+    ) -> dict[str, torch.Tensor]:
+        latents, log_jac_det = self.head(self.normalize(features))
         z = torch.cat([latent.flatten(1) for latent in latents], 1)
         return dict(loss=-gaussian_log_likelihood(z, log_jac_det, constant=False).mean())
 

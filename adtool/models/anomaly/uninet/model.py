@@ -139,8 +139,17 @@ class UniNet(BaseAnomalyModel):
         teachers' levels pass through the bottleneck and student as one batch of 2B), so
         each teacher is compared with the student's reading of the other one.
         """
+        return self.pair(self.frozen_features(inputs), inputs)
+
+    def frozen_features(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The source teacher's levels (no gradient): cached across epochs by the engine."""
         with torch.no_grad():
-            source = self.source_teacher(inputs)
+            return list(self.source_teacher(inputs))
+
+    def pair(
+        self, source: list[torch.Tensor], inputs: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """:meth:`features` given the source teacher's levels."""
         target = self.target_teacher(inputs)
         embedding = self.neck([torch.cat([t, s]) for t, s in zip(target, source)])
         restored = self.decoder(embedding, sizes=[f.shape[-2:] for f in source])
@@ -148,8 +157,13 @@ class UniNet(BaseAnomalyModel):
         students = [r[:b] for r in restored] + [r[b:] for r in restored]
         return list(source) + list(target), students
 
-    def loss(self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None) -> dict:
-        teachers, students = self.features(inputs)
+    def loss_from_features(
+        self,
+        features: list[torch.Tensor],
+        inputs: torch.Tensor,
+        data_samples: list[AnomalyDataSample] | None,
+    ) -> dict:
+        teachers, students = self.pair(features, inputs)
         if self.selection is not None:
             students = self.selection(students, teachers)
         return dict(loss=self.criterion(students, teachers))
