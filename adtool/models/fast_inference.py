@@ -124,8 +124,7 @@ def _flat(outputs) -> list[torch.Tensor]:
 def _state_key(net: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer is replaced or modified in place."""
     return tuple(
-        (id(t), t._version, t.device, t.dtype)
-        for t in (*net.parameters(), *net.buffers())
+        (id(t), t._version, t.device, t.dtype) for t in (*net.parameters(), *net.buffers())
     )
 
 

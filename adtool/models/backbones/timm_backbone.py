@@ -12,12 +12,12 @@ from mmengine.model import BaseModule
 
 from adtool.errors import WeightsNotFoundError
 from adtool.models.backbones.feature_info import conv_feature_shapes
-from adtool.models.fast_inference import FoldedNetwork, fast_inference_enabled, run_folded
 from adtool.models.backbones.weights import (
     check_arch,
     load_timm_state_dict,
     resolve_backbone_weights,
 )
+from adtool.models.fast_inference import FoldedNetwork, fast_inference_enabled, run_folded
 from adtool.registry import MODELS
 
 
