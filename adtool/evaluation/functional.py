@@ -21,12 +21,34 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from scipy import ndimage
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    binary_precision_recall_curve,
-    binary_roc,
-)
+
+
+def _classification():
+    """torchmetrics' classification functions, imported on first use.
+
+    ``import torchmetrics`` loads its text metrics and with them transformers (seconds);
+    scoring images (tools/infer.py) never needs it.
+    """
+    from torchmetrics.functional import classification
+
+    return classification
+
+
+def binary_auroc(*args, **kwargs):
+    return _classification().binary_auroc(*args, **kwargs)
+
+
+def binary_average_precision(*args, **kwargs):
+    return _classification().binary_average_precision(*args, **kwargs)
+
+
+def binary_precision_recall_curve(*args, **kwargs):
+    return _classification().binary_precision_recall_curve(*args, **kwargs)
+
+
+def binary_roc(*args, **kwargs):
+    return _classification().binary_roc(*args, **kwargs)
+
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
 

@@ -78,6 +78,8 @@ class BaseAnomalyModel(BaseModel):
     #: ``predict`` and no-op lifecycle hooks; True / False: the method's own answer.
     supports_tiling: bool | None = None
 
+    _inference_optimized: bool = True
+
     def __init__(self, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocessor = PostProcessor()
@@ -95,7 +97,27 @@ class BaseAnomalyModel(BaseModel):
             part = getattr(self, name)
             if getattr(part, "frozen", True):
                 part.eval()
+        # Training never takes the optimised test path, even through a frozen part.
+        fast = not mode and self._inference_optimized
+        for module in self.modules():
+            if hasattr(module, "fast_inference"):
+                module.fast_inference = fast
         return self
+
+    @property
+    def inference_optimized(self) -> bool:
+        """Test through the optimised path (adtool/models/fast_inference.py) in eval mode.
+
+        Folded batch-norm and channels-last backbones, the pruned exact k-NN; False keeps
+        the reference path. Parts opt in with a ``fast_inference`` attribute that
+        :meth:`train` sets. Defaults to True.
+        """
+        return self._inference_optimized
+
+    @inference_optimized.setter
+    def inference_optimized(self, value: bool) -> None:
+        self._inference_optimized = bool(value)
+        self.train(self.training)
 
     def check_input_size(self, inputs: torch.Tensor) -> None:
         """One line when ``inputs`` is not the (H, W) ``self.input_size`` it was built for."""

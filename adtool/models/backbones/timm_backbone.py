@@ -17,6 +17,7 @@ from adtool.models.backbones.weights import (
     load_timm_state_dict,
     resolve_backbone_weights,
 )
+from adtool.models.fast_inference import FoldedNetwork, fast_inference_enabled, run_folded
 from adtool.registry import MODELS
 
 
@@ -145,6 +146,9 @@ class TimmBackbone(BaseModule):
         if frozen:
             self.model.requires_grad_(False)
             self.model.eval()
+        # Set by the anomaly model's train()/eval(): test through a folded copy.
+        self.fast_inference = False
+        self._folded = FoldedNetwork()
 
     @property
     def out_channels(self) -> list[int]:
@@ -174,6 +178,14 @@ class TimmBackbone(BaseModule):
         return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if (
+            self.fast_inference
+            and not self.model.training
+            and (self.frozen or not torch.is_grad_enabled())
+            and fast_inference_enabled()
+        ):
+            with torch.no_grad():
+                return run_folded(self._folded, self.model, x)
         if self.frozen:
             with torch.no_grad():
                 return self.model(x)

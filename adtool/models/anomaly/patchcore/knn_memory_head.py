@@ -8,7 +8,12 @@ from einops import rearrange
 from torch import nn
 
 from adtool.models.components import greedy_coreset, nearest_neighbors
-from adtool.models.components.knn import FaissFlatIndex, resolve_search_backend
+from adtool.models.components.knn import (
+    FaissFlatIndex,
+    PrunedNearestNeighbors,
+    resolve_search_backend,
+)
+from adtool.models.fast_inference import fast_inference_enabled
 from adtool.registry import MODELS
 
 
@@ -37,6 +42,9 @@ class KNNMemoryHead(nn.Module):
             Defaults to ``'torch'``.
         search_memory_mb: Bound on one distance block of the torch search, in MiB.
             Defaults to 256.
+        prune_dim: Principal axes of the lower bound of the pruned exact search that the
+            torch backend uses at test time (:class:`PrunedNearestNeighbors`; the same
+            neighbours as brute force). Defaults to 48.
     """
 
     def __init__(
@@ -49,6 +57,7 @@ class KNNMemoryHead(nn.Module):
         coreset_method: str = "pruned",
         search: str = "torch",
         search_memory_mb: int = 256,
+        prune_dim: int = 48,
     ) -> None:
         super().__init__()
         if not 0 < coreset_ratio <= 1:
@@ -62,6 +71,10 @@ class KNNMemoryHead(nn.Module):
         self.search = resolve_search_backend(search)
         self.search_memory_bytes = int(search_memory_mb) * 2**20
         self._faiss_index: FaissFlatIndex | None = None
+        self.prune_dim = prune_dim
+        self._pruned: tuple[tuple, PrunedNearestNeighbors] | None = None
+        # Set by the anomaly model's train()/eval(): search with PrunedNearestNeighbors.
+        self.fast_inference = False
         self.register_buffer("memory_bank", torch.empty(0, 0))
 
     @property
@@ -113,7 +126,17 @@ class KNNMemoryHead(nn.Module):
             if self._faiss_index is None:
                 self._faiss_index = FaissFlatIndex(self.memory_bank)
             return self._faiss_index.search(queries, k)
+        if k == 1 and self.fast_inference and fast_inference_enabled():
+            return self._pruned_index().search(queries)
         return nearest_neighbors(queries, self.memory_bank, k, self.search_memory_bytes)
+
+    def _pruned_index(self) -> PrunedNearestNeighbors:
+        """The pruned index of the current bank (rebuilt when the bank changes)."""
+        bank = self.memory_bank
+        key = (id(bank), bank._version, bank.dtype, bank.device)
+        if self._pruned is None or self._pruned[0] != key:
+            self._pruned = (key, PrunedNearestNeighbors(bank, self.prune_dim))
+        return self._pruned[1]
 
     def _reweight(self, test_patch: torch.Tensor, nn_index: torch.Tensor) -> torch.Tensor:
         """1 - softmax weight of m* among its b bank neighbours, for each image (B,)."""
