@@ -147,15 +147,16 @@ def _require(module: str, extra: str = "deploy") -> None:
 
 
 def to_float16(onnx_model):
-    """The graph's float weights and arithmetic in float16, inputs and outputs unchanged.
+    """Not available: onnxconverter-common's float16 conversion (the only one on PyPI)
+    retypes the graph's uint8 -> float Cast and ONNX Runtime then refuses the file.
 
-    Uses onnxconverter-common's converter (``keep_io_types``: the input stays uint8 or
-    float32 and the outputs float32, so callers need not change).
+    Raises:
+        ConfigError: always, in one line.
     """
-    _require("onnxconverter_common")
-    from onnxconverter_common import float16
-
-    return float16.convert_float_to_float16(onnx_model, keep_io_types=True)
+    raise ConfigError(
+        "--fp16 is not supported: onnxconverter-common's float16 conversion breaks the "
+        "graph's input Cast (ONNX Runtime refuses the file); export float32 (drop --fp16)"
+    )
 
 
 def export_onnx(
