@@ -1,4 +1,4 @@
-"""The ``adtool`` command line: train, test, benchmark, infer, report, list-configs,
+"""The ``adtool`` command line: train, test, benchmark, infer, export, report, list-configs,
 print-config.
 
 tools/train.py and tools/test.py call the same commands. A user mistake
@@ -416,6 +416,14 @@ def infer(
         bool,
         typer.Option("--strict", help="Stop at the first unreadable image (default: skip it)."),
     ] = False,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            "--backend",
+            help="pytorch (CHECKPOINT is a .pth) or onnxruntime (CHECKPOINT is the .onnx "
+            "written by export).",
+        ),
+    ] = "pytorch",
 ) -> None:
     """Score images with a trained CHECKPOINT: predictions.csv and an overlay per image.
 
@@ -437,6 +445,7 @@ def infer(
             cfg_options=cfg_options,
             dataset=dataset,
             strict=strict,
+            backend=Backend(backend).value,
         )
     except AdtoolError as e:
         _fail(e)
@@ -503,6 +512,85 @@ def report_command(
     except AdtoolError as e:
         _fail(e)
     console.print(f"report -> {path}", highlight=False, markup=False, soft_wrap=True)
+
+
+class Backend(str, Enum):
+    """What runs the model in ``infer``."""
+
+    pytorch = "pytorch"
+    onnxruntime = "onnxruntime"
+
+
+class ExportFormat(str, Enum):
+    """File formats of ``export``."""
+
+    onnx = "onnx"
+
+
+class InputDtype(str, Enum):
+    """The exported graph's input type (0-255 scale either way)."""
+
+    uint8 = "uint8"
+    float32 = "float32"
+
+
+@app.command("export")
+def export(
+    config: ConfigArg,
+    checkpoint: Annotated[str, typer.Argument(help="Checkpoint written by train.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Export format.")] = "onnx",
+    out: Annotated[
+        str | None, typer.Option("--out", help="File to write (default: CHECKPOINT as .onnx).")
+    ] = None,
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch", help="Free batch size (default: fixed, --batch).")
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Batch of a fixed-batch graph.")] = 1,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="float16 weights and arithmetic (I/O types kept).")
+    ] = False,
+    input_size: Annotated[
+        int | None,
+        typer.Option("--input-size", help="Square input size (default: the model's/pipeline's)."),
+    ] = None,
+    input_dtype: Annotated[
+        InputDtype,
+        typer.Option("--input-dtype", help="uint8 (raw images) or float32 (0-255 floats)."),
+    ] = "uint8",
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (>= 17).")] = 17,
+    cfg_options: CfgOpt = None,
+) -> None:
+    """Export CONFIG's model with CHECKPOINT to one ONNX graph: raw image -> score, map, label.
+
+    The graph normalises the image, runs the model and its post-processor (thresholds and
+    normalisation stored at test time); run it with `infer --backend onnxruntime`.
+    """
+    from adtool.deploy.export import export_checkpoint
+
+    try:
+        path, meta = export_checkpoint(
+            config,
+            checkpoint,
+            out,
+            fmt=ExportFormat(fmt).value,
+            cfg_options=cfg_options,
+            input_size=input_size,
+            dynamic_batch=dynamic_batch,
+            batch_size=batch,
+            fp16=fp16,
+            input_dtype=InputDtype(input_dtype).value,
+            opset=opset,
+        )
+    except AdtoolError as e:
+        _fail(e)
+    h, w = meta["input_size"]
+    threshold = meta["threshold_name"] or "no threshold stored (no label output)"
+    console.print(
+        f"{meta['model']} -> {path} ({h}x{w} {meta['input_dtype']}, outputs "
+        f"{', '.join(meta['outputs'])}; threshold {threshold})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("list-configs")

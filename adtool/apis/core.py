@@ -510,7 +510,13 @@ def run_category(
         if is_main_process():  # it alone holds the test arrays (AnomalyMetric.evaluate)
             metric.write_outputs(work_dir, results)
             attach_thresholds(
-                work_dir, results, checkpoint, model=runner.model, report=report, task=task
+                work_dir,
+                results,
+                checkpoint,
+                model=runner.model,
+                report=report,
+                task=task,
+                arrays=getattr(metric, "last_arrays", None),
             )
             # Last: a results.json means every other file of the run is there.
             atomic_write_text(work_dir / "results.json", format_results_json(results))

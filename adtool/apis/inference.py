@@ -38,6 +38,7 @@ from adtool.apis.thresholds import (
     load_thresholds,
     stored_thresholds,
 )
+from adtool.deploy.inferencer import OnnxInferencer
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
 from adtool.registry import TRANSFORMS
@@ -58,6 +59,8 @@ __all__ = [
 
 # Pipeline steps that read ground truth; inference has none.
 _LABEL_STEPS = ("LoadAnomalyMask",)
+#: ``backend`` values of :func:`infer`.
+BACKENDS = ("pytorch", "onnxruntime")
 CSV_COLUMNS = ("path", "score", "label", "threshold_name", "threshold_value", "overlay", "status")
 
 
@@ -148,6 +151,7 @@ def infer(
     dataset: str | None = None,
     overlays: bool = True,
     strict: bool = False,
+    backend: str = "pytorch",
 ) -> list[dict]:
     """Score images with a trained model; write ``predictions.csv`` and overlays.
 
@@ -168,6 +172,11 @@ def infer(
         overlays: Write an overlay PNG per image. Defaults to True.
         strict: Stop at the first image that cannot be read (a DataError); otherwise it
             gets a row with ``status`` ``error: ...`` and no score. Defaults to False.
+        backend: ``'pytorch'`` (``checkpoint`` is a ``.pth``) or ``'onnxruntime'``
+            (``checkpoint`` is a ``.onnx`` from ``tools/export.py``, run by
+            :class:`~adtool.deploy.OnnxInferencer`; its thresholds are the ones stored at
+            export). Same pipeline, rows and overlays either way. Defaults to
+            ``'pytorch'``.
 
     Returns:
         One dict per image: ``path``, ``score`` (None when unreadable), ``label`` (0/1 or
@@ -198,12 +207,38 @@ def infer(
             cfg, checkpoint, inputs, out, threshold=threshold, device=device, strict=strict
         )
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
     paths = list_inputs(inputs, exclude=out)
-    model, loaded = load_model(cfg, checkpoint, device)
+    if backend == "onnxruntime":
+        session = OnnxInferencer(checkpoint)
+        exported = session.metadata.get("model")
+        if exported != cfg.model.get("type"):
+            raise ConfigError(
+                f"{checkpoint} holds a {exported} model, but the config builds "
+                f"{cfg.model.get('type')}; pass the config it was exported from"
+            )
+        record, source = session.thresholds, f"ONNX file {checkpoint}"
+        if record is not None:
+            record = {"model": exported, **record}
+
+        def score_batch(batch: dict) -> tuple[list[float], list[torch.Tensor | None]]:
+            got = session.run(torch.stack(batch["inputs"]))
+            scores = [float(s) for s in got["score"]]
+            if "anomaly_map" not in got:
+                return scores, [None] * len(scores)
+            return scores, [torch.from_numpy(m) for m in got["anomaly_map"]]
+
+    else:
+        model, loaded = load_model(cfg, checkpoint, device)
+        record, source = stored_thresholds(model, loaded, checkpoint)
+
+        def score_batch(batch: dict) -> tuple[list[float], list[torch.Tensor | None]]:
+            samples = model.test_step(batch)
+            return [float(s.pred_score) for s in samples], [s.get("anomaly_map") for s in samples]
+
     if thresholds_from is not None:
         record, source = load_thresholds(thresholds_from), str(thresholds_from)
-    else:
-        record, source = stored_thresholds(model, loaded, checkpoint)
     model_type = cfg.model.get("type")
     if record is not None and record.get("model") not in (None, model_type):
         raise ConfigError(
@@ -232,10 +267,10 @@ def infer(
         batch = pseudo_collate([item for _, item in items[start : start + batch_size]])
         if overlays:
             images.extend(img.permute(1, 2, 0).numpy() for img in batch["inputs"])
-        for sample in model.test_step(batch):
-            scores.append(float(sample.pred_score))
-            if overlays and sample.get("anomaly_map") is not None:
-                maps.append(_compact(sample.anomaly_map))
+        batch_scores, batch_maps = score_batch(batch)
+        scores.extend(batch_scores)
+        if overlays:
+            maps.extend(_compact(m) for m in batch_maps if m is not None)
 
     overlay_paths: list[Path | None] = [None] * len(good)
     if overlays and good and len(maps) == len(good):

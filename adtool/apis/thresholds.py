@@ -22,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from adtool.apis.checkpoints import last_checkpoint, unwrap, update_checkpoint
@@ -124,7 +125,33 @@ def set_model_thresholds(model: torch.nn.Module, record: dict) -> dict:
     values = {k: v for k, v in record["values"].items() if k in THRESHOLD_NAMES}
     chosen = record["chosen"] if record["chosen"] in THRESHOLD_NAMES else None
     post.set_thresholds(values, chosen, pixel=record["pixel_threshold"])
+    stats = record.get("normalization")
+    if stats and hasattr(post, "set_normalization"):
+        post.set_normalization(
+            stats["image_min"], stats["image_max"], stats.get("map_min"), stats.get("map_max")
+        )
     return {f"postprocessor.{k}": v for k, v in post.state_dict().items()}
+
+
+def score_statistics(arrays: dict | None) -> dict | None:
+    """Min/max of a test's image scores and map values (the post-processor's normalisation
+    statistics, which an exported graph needs for its normalised outputs), or None.
+
+    Args:
+        arrays: The test metric's ``last_arrays`` (``scores``, ``maps``), or None.
+    """
+    scores = None if not arrays else arrays.get("scores")
+    if scores is None or len(scores) == 0:
+        return None
+    scores = np.asarray(scores, dtype=np.float64)
+    maps = arrays.get("maps")
+    has_map = maps is not None and np.size(maps) > 0
+    return {
+        "image_min": float(scores.min()),
+        "image_max": float(scores.max()),
+        "map_min": float(np.min(maps)) if has_map else None,
+        "map_max": float(np.max(maps)) if has_map else None,
+    }
 
 
 def model_thresholds(model: torch.nn.Module) -> dict | None:
@@ -143,6 +170,7 @@ def attach_thresholds(
     model: torch.nn.Module | None = None,
     report: dict | None = None,
     task: str = "anomaly",
+    arrays: dict | None = None,
 ) -> dict:
     """Store a test run's thresholds with its model (see the module docstring).
 
@@ -156,6 +184,9 @@ def attach_thresholds(
         report: The test metric's ``last_report`` (task configs keep their inference
             thresholds there). Defaults to None.
         task: The config's task, kept in the checkpoint meta. Defaults to ``'anomaly'``.
+        arrays: The test metric's ``last_arrays``: their score and map min/max become the
+            record's ``normalization`` (and the post-processor's statistics). Defaults to
+            None.
 
     Returns:
         The stored record; its ``checkpoint`` is None when no checkpoint file was
@@ -167,6 +198,9 @@ def attach_thresholds(
     # A task metric names the thresholds its inference uses (detection: {"score": x});
     # otherwise the four anomaly thresholds.
     record = inference_thresholds(report or {}) or threshold_record(results, tested)
+    stats = score_statistics(arrays) if "values" in record else None
+    if stats is not None:
+        record["normalization"] = stats
     state = set_model_thresholds(model, record) if model is not None and "values" in record else {}
     if own:
         update_checkpoint(tested, meta={META_KEY: record, TASK_META_KEY: task}, state=state)

@@ -8,8 +8,9 @@ it runs. :class:`MemoryBankModel` adds the one-pass fit that ``FitLoop`` drives.
 
 from __future__ import annotations
 
+import contextlib
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,11 @@ class BaseAnomalyModel(BaseModel):
 
     _inference_optimized: bool = True
 
+    #: False for a method whose graph cannot be exported to ONNX (adtool.deploy); then
+    #: ``export_blocker`` says why, in one clause (the export error quotes it).
+    exportable: bool = True
+    export_blocker: str | None = None
+
     def __init__(self, data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocessor = PostProcessor()
@@ -127,6 +133,15 @@ class BaseAnomalyModel(BaseModel):
                 f"images but got {inputs.shape[-2]}x{inputs.shape[-1]}; set model.input_size "
                 "to the pipeline's Resize size"
             )
+
+    @contextlib.contextmanager
+    def export_mode(self) -> Iterator[None]:
+        """Context the ONNX exporter traces the model in; nothing changes by default.
+
+        Override it to swap a step the exporter cannot trace (a faiss search, a NumPy
+        call) for a torch one that gives the same results.
+        """
+        yield
 
     # ------------------------------------------------------------------ tiling
 

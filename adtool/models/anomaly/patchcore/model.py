@@ -8,6 +8,9 @@ to the nearest bank entry, the image its worst patch (reweighted).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from einops import rearrange
 
@@ -58,3 +61,13 @@ class PatchCore(MemoryBankModel):
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         patch_scores, image_scores = self.head(self.patch_embeddings(inputs))
         return image_scores, self.to_input_map(patch_scores, inputs.shape[-2:], self.blur_sigma)
+
+    @contextlib.contextmanager
+    def export_mode(self) -> Iterator[None]:
+        """Search the bank with torch's matmul k-NN while traced (faiss is NumPy, not a
+        graph); both are exact, so the exported scores are the same."""
+        search, self.head.search = self.head.search, "torch"
+        try:
+            yield
+        finally:
+            self.head.search = search

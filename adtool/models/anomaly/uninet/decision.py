@@ -18,7 +18,8 @@ def decision_weights(level_maps: Sequence[torch.Tensor], alpha: float, beta: flo
     maxima = torch.stack([m.flatten(1).amax(1) for m in level_maps], dim=1)  # (B, n)
     probs = torch.softmax(maxima, dim=1)
     chosen = probs > probs.mean(dim=1, keepdim=True)
-    chosen = torch.where(chosen.any(dim=1, keepdim=True), chosen, torch.ones_like(chosen))
+    # (a logical or, not torch.where: ONNX Runtime has no Where kernel for bool tensors)
+    chosen = chosen | ~chosen.any(dim=1, keepdim=True)
     mean_chosen = (maxima * chosen).sum(1) / chosen.sum(1)
     return torch.clamp(alpha * mean_chosen, min=beta)
 

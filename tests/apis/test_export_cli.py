@@ -1,0 +1,214 @@
+"""tools/export.py and tools/infer.py --backend onnxruntime on a trained tiny PatchCore:
+the ONNX file alone gives the PyTorch path's predictions.csv and overlays."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from adtool.apis import load_config, run_category
+from adtool.apis.checkpoints import load_model
+from adtool.cli import app
+from adtool.deploy import METADATA_KEY, OnnxInferencer, export_onnx
+from adtool.errors import ConfigError, DataError
+from adtool.models.anomaly.patchcore.model import PatchCore
+
+pytest.importorskip("onnxruntime")
+
+CONFIG = "patchcore_effnetlite0_sample"
+TINY = [
+    "model.backbone.weights=None",
+    "train_dataloader.dataset.pipeline.1.size=64",
+    "test_dataloader.dataset.pipeline.2.size=64",
+]
+
+
+def tiny(data_root):
+    cfg = load_config(CONFIG, TINY)
+    for key in ("train_dataloader", "test_dataloader"):
+        cfg[key]["batch_size"] = 4
+        cfg[key]["dataset"]["data_root"] = str(data_root)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_data, tmp_path_factory):
+    """A trained tiny PatchCore, its checkpoint exported with tools/export.py's command."""
+    work = tmp_path_factory.mktemp("export")
+    cfg = tiny(tiny_data)
+    results = run_category(cfg, "tiles", work / "train")
+    checkpoint = work / "train" / "epoch_1.pth"
+    out = work / "model.onnx"
+    args = ["export", CONFIG, str(checkpoint), "--format", "onnx", "--out", str(out)]
+    args += ["--dynamic-batch", *sum((["--cfg-options", o] for o in TINY), [])]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert str(out) in res.output and "f1_percentile" in res.output
+    return cfg, checkpoint, out, results
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_metadata_holds_what_deployment_needs(exported):
+    cfg, _, out, results = exported
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    meta = json.loads(props[METADATA_KEY])
+    assert meta["model"] == "PatchCore" and meta["config_name"] == CONFIG
+    assert meta["input_size"] == [64, 64] and meta["input_dtype"] == "uint8"
+    assert meta["mean"] == pytest.approx(list(cfg.model.data_preprocessor.mean))
+    assert meta["std"] == pytest.approx(list(cfg.model.data_preprocessor.std))
+    assert meta["threshold_name"] == results["confusion"]["threshold"]
+    assert meta["threshold_value"] == pytest.approx(results["confusion"]["threshold_value"])
+    assert meta["outputs"] == [
+        "score",
+        "score_normalized",
+        "label",
+        "anomaly_map",
+        "anomaly_map_normalized",
+    ]
+    # The graph's outputs are the metadata's, and the batch axis is free.
+    graph = onnx.load(str(out)).graph
+    assert [o.name for o in graph.output] == meta["outputs"]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_infer_onnxruntime_gives_the_pytorch_predictions(exported, tiny_data, tmp_path):
+    cfg, checkpoint, out, _ = exported
+    images = tiny_data / "tiles" / "test"
+    runner = CliRunner()
+    options = sum((["--cfg-options", o] for o in TINY), [])
+    torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
+    res = runner.invoke(
+        app, ["infer", CONFIG, str(checkpoint), str(images), "--out", str(torch_out), *options]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [
+            "infer",
+            CONFIG,
+            str(out),
+            str(images),
+            "--out",
+            str(onnx_out),
+            "--backend",
+            "onnxruntime",
+            *options,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    a, b = read_csv(torch_out / "predictions.csv"), read_csv(onnx_out / "predictions.csv")
+    assert len(a) == len(b) == 9
+    scores_a = np.array([float(r["score"]) for r in a])
+    scores_b = np.array([float(r["score"]) for r in b])
+    assert np.abs(scores_a - scores_b).max() <= 1e-3 * np.ptp(scores_a)
+    for ra, rb in zip(a, b):
+        assert ra["path"] == rb["path"] and ra["label"] == rb["label"]
+        assert (ra["threshold_name"], ra["threshold_value"]) == (
+            rb["threshold_name"],
+            rb["threshold_value"],
+        )
+        assert Path(ra["overlay"]).relative_to(torch_out) == Path(rb["overlay"]).relative_to(
+            onnx_out
+        )
+        assert Path(rb["overlay"]).is_file()
+
+
+def test_graph_labels_and_normalises_like_the_post_processor(exported):
+    cfg, checkpoint, out, results = exported
+    model, _ = load_model(cfg, checkpoint)
+    post = model.postprocessor
+    assert post.has_normalization  # the test run stored min/max of its scores and maps
+    images = torch.randint(
+        0, 256, (5, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    with torch.no_grad():
+        scores, maps = model.outputs(model.data_preprocessor({"inputs": list(images)})["inputs"])
+    got = OnnxInferencer(out, threads=1).run(images)
+    np.testing.assert_allclose(got["score"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got["label"], post.labels(scores).numpy())
+    np.testing.assert_allclose(
+        got["score_normalized"], post.normalize_scores(scores).numpy(), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        got["anomaly_map_normalized"], post.normalize_maps(maps).numpy(), atol=1e-4
+    )
+    # float 0..255 input to the uint8 graph: rounded, the same result.
+    again = OnnxInferencer(out).run(images.float().numpy() + 0.2)
+    np.testing.assert_array_equal(again["score"], got["score"])
+
+
+def test_fixed_batch_fp16_and_float_input(exported, tmp_path):
+    cfg, checkpoint, _, _ = exported
+    model, _ = load_model(cfg, checkpoint)
+    images = torch.randint(
+        0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
+    with torch.no_grad():
+        scores, maps = model.outputs(model.data_preprocessor({"inputs": list(images)})["inputs"])
+    # A fixed batch of 2 runs 3 images (the last batch padded).
+    fixed = tmp_path / "fixed.onnx"
+    meta = export_onnx(model, cfg, fixed, batch_size=2, input_dtype="float32")
+    assert meta["batch_size"] == 2 and meta["input_dtype"] == "float32"
+    got = OnnxInferencer(fixed).run(images)
+    np.testing.assert_allclose(got["score"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    assert got["anomaly_map"].shape == (3, 64, 64)
+    # float16: refused in one line (the converter on PyPI breaks the input Cast).
+    with pytest.raises(ConfigError, match="--fp16 is not supported"):
+        export_onnx(model, cfg, tmp_path / "half.onnx", fp16=True)
+    assert not (tmp_path / "half.onnx").exists()
+
+
+def test_errors_are_one_line(exported, tiny_data, tmp_path):
+    cfg, checkpoint, out, _ = exported
+    model, _ = load_model(cfg, checkpoint)
+
+    class Blocked(PatchCore):
+        exportable = False
+        export_blocker = "its k-NN search runs in faiss"
+
+    model.__class__ = Blocked
+    target = tmp_path / "blocked.onnx"
+    with pytest.raises(
+        ConfigError, match=r"^Blocked cannot be exported to ONNX: its k-NN search runs in faiss$"
+    ):
+        export_onnx(model, cfg, target)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(DataError, match="takes 64x64 images, got 32x32"):
+        OnnxInferencer(out).run(np.zeros((1, 3, 32, 32), np.uint8))
+    with pytest.raises(DataError, match="not found"):
+        OnnxInferencer(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(DataError, match="not a loadable ONNX file"):
+        OnnxInferencer(bad)
+    # The wrong config for the file, and an input size PatchCore's graph does not fix
+    # but the CLI checks against the model's: one line, exit status 2.
+    res = CliRunner().invoke(
+        app,
+        [
+            "infer",
+            "padim_effnetlite0_mvtec",
+            str(out),
+            str(tiny_data / "tiles" / "test"),
+            "--backend",
+            "onnxruntime",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert res.exit_code == 2 and "holds a PatchCore model" in res.output
+    res = CliRunner().invoke(app, ["export", CONFIG, str(checkpoint), "--format", "tflite"])
+    assert res.exit_code == 2
