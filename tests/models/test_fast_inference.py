@@ -134,11 +134,6 @@ def test_reference_and_optimised_scores_agree():
     assert not model.backbone.fast_inference and not model.head.fast_inference
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adtool.evaluation.metrics (classification, segmentation, detection, "
-    "super_resolution) still import torchmetrics at module level (issue 18, not done)",
-)
 def test_inference_import_does_not_pull_transformers():
     code = (
         "import sys, adtool.apis.inference; "

@@ -8,13 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
 
 from adtool.evaluation.task_report import (
     fmt,
@@ -122,6 +115,15 @@ class ClassificationMetric(BaseMetric):
         return [str(i) for i in range(n)]
 
     def compute_metrics(self, results: list) -> dict:
+        # Imported here: torchmetrics imports transformers (seconds) when it is installed.
+        from torchmetrics.functional.classification import (
+            multiclass_accuracy,
+            multiclass_confusion_matrix,
+            multiclass_f1_score,
+            multiclass_precision,
+            multiclass_recall,
+        )
+
         scores = torch.stack([r["scores"] for r in results])
         labels = torch.as_tensor([r["label"] for r in results], dtype=torch.long)
         n_classes = scores.shape[1]

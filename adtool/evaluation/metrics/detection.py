@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou
 from torchvision.utils import draw_bounding_boxes
 
@@ -214,6 +213,9 @@ class DetectionMetric(BaseMetric):
         return names + [str(i) for i in range(len(names), n)]
 
     def compute_metrics(self, results: list) -> dict:
+        # Imported here: torchmetrics imports transformers (seconds) when it is installed.
+        from torchmetrics.detection import MeanAveragePrecision
+
         mean_ap = MeanAveragePrecision(
             box_format="xyxy", iou_type="bbox", backend="faster_coco_eval", class_metrics=True
         )

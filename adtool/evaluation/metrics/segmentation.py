@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from adtool.errors import ConfigError, DataError
 from adtool.evaluation.task_report import (
@@ -120,6 +119,9 @@ class SegmentationMetric(BaseMetric):
         return (names + [str(i) for i in range(len(names), n)])[:n]
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        # Imported here: torchmetrics imports transformers (seconds) when it is installed.
+        from torchmetrics.functional.classification import multiclass_confusion_matrix
+
         n = len(self.class_names)
         inputs = (data_batch or {}).get("inputs")
         for i, sample in enumerate(data_samples):

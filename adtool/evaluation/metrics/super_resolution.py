@@ -9,10 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
-from torchmetrics.functional.image import (
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
 
 from adtool.evaluation.task_report import (
     fmt,
@@ -37,6 +33,9 @@ def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
 
 def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, cap: float = PSNR_CAP) -> torch.Tensor:
     """(N, C, H, W) images in [0, 1] -> (N,) PSNR in dB, capped at ``cap``."""
+    # Imported here: torchmetrics imports transformers (seconds) when it is installed.
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     psnr = peak_signal_noise_ratio(
         pred.double(), target.double(), data_range=1.0, reduction="none", dim=(1, 2, 3)
     )
@@ -45,6 +44,9 @@ def psnr_per_image(pred: torch.Tensor, target: torch.Tensor, cap: float = PSNR_C
 
 def ssim_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) images in [0, 1] -> (N,) SSIM (11x11 Gaussian window, sigma 1.5)."""
+    # Imported here: torchmetrics imports transformers (seconds) when it is installed.
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     return structural_similarity_index_measure(
         pred.float(), target.float(), data_range=1.0, reduction="none"
     ).reshape(-1)
