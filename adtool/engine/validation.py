@@ -79,7 +79,9 @@ class AnomalyValLoop(ValLoop):
                 "checkpoint/early-stop rules read) or 'all' (the full report every validation)"
             )
         self.metrics = metrics
-        self.extra_metrics = [extra_metrics] if isinstance(extra_metrics, str) else list(extra_metrics)
+        self.extra_metrics = (
+            [extra_metrics] if isinstance(extra_metrics, str) else list(extra_metrics)
+        )
         self._announced = False
 
     def selected_keys(self, known: Sequence[str]) -> list[str] | None:
@@ -102,7 +104,9 @@ class AnomalyValLoop(ValLoop):
         keys = self.selected_keys(known) if cheap else None
         for metric in cheap:
             metric.set_keys(keys)
-        model = self.runner.model.module if is_model_wrapper(self.runner.model) else self.runner.model
+        model = (
+            self.runner.model.module if is_model_wrapper(self.runner.model) else self.runner.model
+        )
         needs_maps = any(m.needs_maps for m in cheap) or len(cheap) < len(self.evaluator.metrics)
         previous = getattr(model, "predict_maps", None)
         if previous is not None:

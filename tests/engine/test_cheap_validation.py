@@ -205,9 +205,7 @@ def test_validation_computes_the_monitored_key_only_and_the_test_the_full_report
     assert count_calls["build_report"] == 1 and count_calls["aupro"] == 1
     val = [r for r in _logged(tmp_path) if "image_AUROC" in r]
     assert len(val) == 2
-    assert all(
-        set(r) & set(anomaly_metric_module.METRIC_KEYS) == {"image_AUROC"} for r in val
-    )
+    assert all(set(r) & set(anomaly_metric_module.METRIC_KEYS) == {"image_AUROC"} for r in val)
     # The last validation scored the final weights on the test split: the same number.
     assert result["image"]["AUROC"] == pytest.approx(val[-1]["image_AUROC"], abs=0)
     assert result["pixel"]["AUPRO"] is not None and result["per_defect"]
