@@ -191,10 +191,10 @@ class BaseAnomalyModel(BaseModel):
 
     #: Set False by :class:`~adtool.engine.AnomalyValLoop` while validating when only
     #: image metrics are monitored: ``predict`` then attaches scores only (no map copy to
-    #: the CPU, nothing for the metric to keep) and scores through :meth:`image_scores`.
+    #: the CPU, nothing for the metric to keep) and scores through :meth:`scores_without_maps`.
     predict_maps: bool = True
 
-    def image_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+    def scores_without_maps(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B,) image scores, the same values as :meth:`outputs`' first element.
 
         The default runs :meth:`outputs`. A method whose score does not come from the
@@ -209,7 +209,7 @@ class BaseAnomalyModel(BaseModel):
         if self.predict_maps:
             scores, maps = self.outputs(inputs)
         else:
-            scores, maps = self.image_scores(inputs), None
+            scores, maps = self.scores_without_maps(inputs), None
         if data_samples is None:
             data_samples = [AnomalyDataSample() for _ in range(len(scores))]
         for i, (sample, score) in enumerate(zip(data_samples, scores)):
