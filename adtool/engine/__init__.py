@@ -8,12 +8,14 @@ from .hooks import (
 from .loops import FitLoop
 from .optim import MultiOptimWrapperConstructor
 from .runner import AnomalyRunner, FitOnlyOptimWrapper
+from .validation import AnomalyValLoop
 
 compat.apply()
 
 __all__ = [
     "AnomalyCheckpointHook",
     "AnomalyRunner",
+    "AnomalyValLoop",
     "FitLoop",
     "FitOnlyOptimWrapper",
     "ModelLifecycleHook",

@@ -41,7 +41,8 @@ model = dict(
 )
 
 optim_wrapper = dict(optimizer=dict(type="Adam", lr=0.005, betas=(0.5, 0.999)))
-train_cfg = dict(max_epochs=200)
+# The official code (hq-deng/RD4AD) evaluates every 10 epochs.
+train_cfg = dict(max_epochs=200, val_interval=10)
 train_dataloader = dict(batch_size=16)
 test_dataloader = dict(batch_size=16)
 val_dataloader = test_dataloader

@@ -33,6 +33,12 @@ test_dataloader = dict(
 )
 val_dataloader = test_dataloader
 
+# anomalib's loss: summed over the batch (0.5 / (h w) * sum of squared differences of the
+# normalised features), twice the official code's per-image mean at batch 4. Measured on
+# disk / twill / washer (configs/stfpm/README.md): image AUROC after 5 epochs 0.93 / 0.74 /
+# 0.82 instead of 0.79 / 0.73 / 0.78, after 30 epochs 0.997 / 0.831 / 0.936 instead of
+# 0.983 / 0.806 / 0.922.
+model = dict(loss=dict(reduction="sum", loss_weight=1.0))
 train_cfg = dict(max_epochs=12)
 custom_hooks = [
     dict(type="RichProgressHook"),

@@ -43,6 +43,23 @@ def test_loss_is_zero_for_identical_and_scaled_features(flatten):
     assert loss(feats, [3 * f for f in feats]).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_sum_reduction_is_anomalibs_batch_summed_stfpm_loss():
+    # anomalib: per level 0.5 / (h w) * sum over batch, channels and positions of the
+    # squared difference of L2-normalised features; the mean reduction is that / B.
+    g = torch.Generator().manual_seed(0)
+    t = [torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 6, 4, 4, generator=g)]
+    s = [torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 6, 4, 4, generator=g)]
+    reference = sum(
+        0.5 / (a.shape[2] * a.shape[3]) * ((F.normalize(a) - F.normalize(b)) ** 2).sum()
+        for a, b in zip(t, s)
+    )
+    summed = CosineFeatureLoss(reduction="sum")(t, s)
+    assert summed.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert CosineFeatureLoss()(t, s).item() == pytest.approx(reference.item() / 3, rel=1e-5)
+    with pytest.raises(ConfigError, match="reduction='max'"):
+        CosineFeatureLoss(reduction="max")
+
+
 def test_loss_matches_hand_computation_for_known_pair():
     # One image, 2 channels, 2 positions: position 0 orthogonal, position 1 identical.
     t = torch.tensor([[1.0, 3.0], [0.0, 4.0]]).view(1, 2, 1, 2)

@@ -16,6 +16,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
 from adtool.engine.dist import gather_to_main, main_value
+from adtool.errors import ConfigError
+from adtool.evaluation.functional import aupro, f1_max, image_aupr, image_auroc, pixel_auroc
 from adtool.evaluation.report import build_report, write_report
 from adtool.registry import METRICS
 
@@ -24,6 +26,9 @@ _FLAT_KEYS = {
     "image": ("AUROC", "AUPR", "F1_max"),
     "pixel": ("AUROC", "AUPRO"),
 }
+#: Every flat key ``compute_metrics`` can return (what a checkpoint or early-stop rule
+#: may monitor); ``keys=`` picks from these.
+METRIC_KEYS = tuple(f"{block}_{key}" for block, keys in _FLAT_KEYS.items() for key in keys)
 
 
 def _scalar(value: Any, name: str) -> float:
@@ -108,9 +113,17 @@ class AnomalyMetric(BaseMetric):
         pixel_metrics: compute pixel AUROC / AUPRO when maps and masks exist. Defaults to
             True.
         fpr_limit: FPR bound of AUPRO. Defaults to 0.3.
+        keys: Compute only these flat keys (of :data:`METRIC_KEYS`), with the same
+            functions and values as the full report, and skip everything else: no
+            thresholds, per-defect table or report (``last_report`` / ``last_arrays`` stay
+            None), and without a ``pixel_*`` key no map, mask or image is kept. The cheap
+            per-epoch validation (:class:`~adtool.engine.AnomalyValLoop` sets it to what
+            the checkpoint and early-stop rules monitor). Defaults to None (the full
+            report).
     """
 
     default_prefix = ""
+    METRIC_KEYS = METRIC_KEYS
 
     def __init__(
         self,
@@ -119,14 +132,38 @@ class AnomalyMetric(BaseMetric):
         collect_dir: str | None = None,
         pixel_metrics: bool = True,
         fpr_limit: float = 0.3,
+        keys: Sequence[str] | None = None,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix, collect_dir=collect_dir)
         if not 0.0 < fpr_limit <= 1.0:
             raise ValueError(f"AnomalyMetric fpr_limit must be in (0, 1], got {fpr_limit}")
         self.pixel_metrics = pixel_metrics
         self.fpr_limit = fpr_limit
+        self.keys: tuple[str, ...] | None = None
+        self.set_keys(keys)
         self.last_report: dict | None = None
         self.last_arrays: dict | None = None
+
+    def set_keys(self, keys: Sequence[str] | None) -> None:
+        """Compute only ``keys`` from now on (None: the full report); see the class doc."""
+        if keys is None:
+            self.keys = None
+            return
+        keys = (keys,) if isinstance(keys, str) else tuple(keys)
+        unknown = [k for k in keys if k not in METRIC_KEYS]
+        if unknown or not keys:
+            raise ConfigError(
+                f"AnomalyMetric keys {list(unknown) or '[]'} are not metrics it computes; "
+                f"choose from {list(METRIC_KEYS)}"
+            )
+        self.keys = tuple(dict.fromkeys(keys))
+
+    @property
+    def needs_maps(self) -> bool:
+        """Whether the metric uses anomaly maps (the full report, or a ``pixel_*`` key)."""
+        if self.keys is None:
+            return True
+        return self.pixel_metrics and any(k.startswith("pixel_") for k in self.keys)
 
     def write_outputs(self, work_dir: str | os.PathLike, results: dict) -> None:
         """results.txt, scores.csv, the plots and the overlays of the last test in
@@ -143,7 +180,9 @@ class AnomalyMetric(BaseMetric):
                 A model that scores images only sets no ``anomaly_map``: the report then
                 has ``pixel: None`` and no overlays, everything else as usual.
         """
-        images = _batch_images(data_batch, len(data_samples))
+        keep_maps = self.needs_maps
+        images = _batch_images(data_batch, len(data_samples)) if self.keys is None else None
+        images = images or [None] * len(data_samples)
         for sample, image in zip(data_samples, images):
             if isinstance(sample, BaseDataElement):  # called directly, not via the Evaluator
                 sample = sample.to_dict()
@@ -154,8 +193,8 @@ class AnomalyMetric(BaseMetric):
                     f"{sample.get('img_path', '<no img_path>')}; the model's predict mode must "
                     "set pred_score and the test dataset must have labels"
                 )
-            amap = sample.get("anomaly_map")
-            mask = sample.get("gt_mask")
+            amap = sample.get("anomaly_map") if keep_maps else None
+            mask = sample.get("gt_mask") if keep_maps else None
             label = int(_scalar(sample["gt_label"], "gt_label"))
             self.results.append(
                 {
@@ -172,7 +211,7 @@ class AnomalyMetric(BaseMetric):
                     "image": image,
                 }
             )
-            if "nfa_score" in sample:  # a model with an a-contrario threshold (U-Flow)
+            if "nfa_score" in sample and self.keys is None:  # a-contrario threshold (U-Flow)
                 nfa_mask = sample.get("nfa_mask")
                 self.results[-1]["nfa_score"] = _scalar(sample["nfa_score"], "nfa_score")
                 self.results[-1]["nfa_mask"] = (
@@ -211,6 +250,8 @@ class AnomalyMetric(BaseMetric):
         Returns:
             Flat metrics for the logger; undefined (None) values are left out.
         """
+        if self.keys is not None:
+            return self._selected_metrics(results)
         scores = np.asarray([r["score"] for r in results], dtype=np.float32)
         labels = np.asarray([r["label"] for r in results], dtype=np.int64)
         defect_types = [str(r["defect_type"]) for r in results]
@@ -245,6 +286,30 @@ class AnomalyMetric(BaseMetric):
                 if values.get(key) is not None:
                     flat[f"{block}_{key}"] = values[key]
         return flat
+
+    def _selected_metrics(self, results: list) -> dict[str, float]:
+        """Only ``self.keys``, by the functions ``build_report`` uses (same values)."""
+        self.last_report = None
+        self.last_arrays = None
+        scores = np.asarray([r["score"] for r in results], dtype=np.float32)
+        labels = np.asarray([r["label"] for r in results], dtype=np.int64)
+        s = scores.astype(np.float64)
+        y = (labels > 0).astype(np.int64)
+        image_fns = {"AUROC": image_auroc, "AUPR": image_aupr, "F1_max": f1_max}
+        values: dict[str, float | None] = {}
+        for key in self.keys:
+            block, name = key.split("_", 1)
+            if block == "image":
+                values[key] = image_fns[name](s, y)
+        pixel_keys = [k for k in self.keys if k.startswith("pixel_")]
+        if pixel_keys and self.pixel_metrics:
+            maps, masks = self._maps_and_masks(results)
+            if maps is not None and masks is not None:
+                if "pixel_AUROC" in pixel_keys:
+                    values["pixel_AUROC"] = pixel_auroc(maps, masks)
+                if "pixel_AUPRO" in pixel_keys:
+                    values["pixel_AUPRO"] = aupro(maps, masks, fpr_limit=self.fpr_limit)
+        return {k: v for k, v in values.items() if v is not None}
 
     @staticmethod
     def _nfa(results: list, masks: torch.Tensor | None) -> tuple[np.ndarray | None, Any]:

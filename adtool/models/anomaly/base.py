@@ -290,10 +290,27 @@ class BaseAnomalyModel(BaseModel):
                 return f"{name}'s {part} trains (model.{part}.frozen=False)"
         return None
 
+    #: Set False by :class:`~adtool.engine.AnomalyValLoop` while validating when only
+    #: image metrics are monitored: ``predict`` then attaches scores only (no map copy to
+    #: the CPU, nothing for the metric to keep) and scores through :meth:`scores_without_maps`.
+    predict_maps: bool = True
+
+    def scores_without_maps(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B,) image scores, the same values as :meth:`outputs`' first element.
+
+        The default runs :meth:`outputs`. A method whose score does not come from the
+        full-resolution map may override it to skip the map; most scores here are the map's
+        maximum, which needs it.
+        """
+        return self.outputs(inputs)[0]
+
     def predict(
         self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None
     ) -> list[AnomalyDataSample]:
-        scores, maps = self.outputs(inputs)
+        if self.predict_maps:
+            scores, maps = self.outputs(inputs)
+        else:
+            scores, maps = self.scores_without_maps(inputs), None
         if data_samples is None:
             data_samples = [AnomalyDataSample() for _ in range(len(scores))]
         for i, (sample, score) in enumerate(zip(data_samples, scores)):

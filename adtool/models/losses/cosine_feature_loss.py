@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,11 @@ class CosineFeatureLoss(nn.Module):
         level_weights: Weight of each level. Defaults to None (1 for every level).
         loss_weight: Overall factor (2.0 turns STFPM's paper loss into its official
             code's, which leaves out the 1/2). Defaults to 1.0.
+        reduction: Over the images of a batch: ``'mean'`` (STFPM's and Reverse
+            Distillation's official code) or ``'sum'`` (anomalib's STFPM loss,
+            ``0.5 / (h w) * sum((t - s)^2)`` over the whole batch: the gradient grows with
+            the batch size, which is what makes its STFPM converge in few epochs).
+            Defaults to 'mean'.
     """
 
     def __init__(
@@ -38,8 +44,14 @@ class CosineFeatureLoss(nn.Module):
         flatten: bool = False,
         level_weights: Sequence[float] | None = None,
         loss_weight: float = 1.0,
+        reduction: Literal["mean", "sum"] = "mean",
     ) -> None:
         super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(
+                f"CosineFeatureLoss reduction={reduction!r} is not a choice; use 'mean' or 'sum'"
+            )
+        self.reduction = reduction
         self.flatten = flatten
         self.level_weights = None if level_weights is None else [float(w) for w in level_weights]
         self.loss_weight = float(loss_weight)
@@ -62,5 +74,6 @@ class CosineFeatureLoss(nn.Module):
                 cos = F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)
             else:
                 cos = F.cosine_similarity(t, s, dim=1)
-            total = total + w * (1 - cos).mean()
+            per_image = (1 - cos).reshape(len(cos), -1).mean(1)
+            total = total + w * (per_image.sum() if self.reduction == "sum" else per_image.mean())
         return self.loss_weight * total

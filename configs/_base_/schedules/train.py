@@ -7,7 +7,10 @@
 _base_ = "../default_runtime.py"
 
 train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=100, val_interval=1)
-val_cfg = dict(type="ValLoop")
+# Validation computes only what the checkpoint / early-stop rules monitor (image_AUROC by
+# default): no AUPRO, thresholds, tables or maps; the full report runs once at test.
+# metrics="all" validates with the full report; extra_metrics=["pixel_AUROC"] logs more.
+val_cfg = dict(type="AnomalyValLoop", metrics="monitored")
 test_cfg = dict(type="TestLoop")
 test_from = "last"
 
