@@ -384,11 +384,14 @@ def ensemble(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (torch.set_num_threads).")
     ] = None,
+    cfg_options: CfgOpt = None,
 ) -> None:
     """Ensemble the top-k models per category of a finished benchmark, fit, test, add its row.
 
     Writes <D>/ensemble_top<k>_<rule>.py, the results into <D>/ensemble_top<k>_<rule>/<category>/
-    and rebuilds benchmark.md/.csv/.json with the ensemble as one more row.
+    and rebuilds benchmark.md/.csv/.json with the ensemble as one more row. --cfg-options go
+    into the ensemble config (e.g. train_dataloader.dataset.indices=[...]: the normal images
+    the statistics are computed on, best ones the members were not fitted on).
     """
     import shlex
 
@@ -401,6 +404,8 @@ def ensemble(
         parts += ["--weights", weights]
     if threads is not None:
         parts += ["--threads", str(threads)]
+    if cfg_options:
+        parts += ["--cfg-options", *cfg_options]
     if force:
         parts.append("--force")
     try:
@@ -416,6 +421,7 @@ def ensemble(
             weights=values,
             force=force,
             threads=threads,
+            cfg_options=cfg_options,
             command=shlex.join(parts),
             console=err_console,
         )

@@ -36,7 +36,8 @@ from adtool.apis.benchmark import (
 )
 from adtool.apis.checkpoints import last_checkpoint
 from adtool.apis.config_index import config_root
-from adtool.apis.core import check_category
+from adtool.apis.core import check_category, parse_cfg_options
+from adtool.apis.overrides import check_override_keys
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
 from adtool.models.anomaly.ensemble import member_input_size
@@ -210,9 +211,12 @@ def ensemble_config_text(
     weights: Sequence[float] | None,
     top_k: int,
     source: str | None = None,
+    cfg_options: dict | Sequence[str] | None = None,
 ) -> str:
     """The text of an ensemble config: runtime + fit schedule, the top member's data
-    loaders at the largest member input size, and the Ensemble model."""
+    loaders at the largest member input size, and the Ensemble model; then
+    ``cfg_options`` (``--cfg-options`` style, e.g. the training images the statistics are
+    computed on), checked like any override."""
     member_cfgs = {m["config"]: Config.fromfile(m["config"]) for ms in members.values() for m in ms}
     sizes = [member_input_size(c, Path(p).parent.parent.name) for p, c in member_cfgs.items()]
     size = (max(h for h, _ in sizes), max(w for _, w in sizes))
@@ -248,6 +252,10 @@ def ensemble_config_text(
             test_evaluator=copy.deepcopy(top["test_evaluator"].to_dict()),
         )
     )
+    options = parse_cfg_options(cfg_options)
+    if options:
+        check_override_keys(body, options)
+        body.merge_from_dict(options)
     lines = [
         f"# {ensemble_name(top_k, rule)}: the top {top_k} models per category of a benchmark,",
         f"# their scores and maps normalised on normal training images and fused by '{rule}'.",
@@ -313,6 +321,7 @@ def run_ensemble(
     weights: Sequence[float] | None = None,
     force: bool = False,
     threads: int | None = None,
+    cfg_options: dict | Sequence[str] | None = None,
     command: str | None = None,
     console=None,
 ) -> EnsembleSummary:
@@ -327,6 +336,9 @@ def run_ensemble(
             (equal weights).
         force: Rerun categories whose ensemble results are finished. Defaults to False.
         threads: ``torch.set_num_threads`` for the run. Defaults to None.
+        cfg_options: Overrides written into the ensemble config, e.g.
+            ``train_dataloader.dataset.indices=[30, ..., 39]``: compute the statistics on
+            normal images the members were not fitted on. Defaults to None.
         command: The command line, recorded in ``benchmark.json``. Defaults to None.
         console: rich console for progress lines. Defaults to a stderr console.
 
@@ -377,7 +389,10 @@ def run_ensemble(
     name = ensemble_name(top_k, rule)
     config_path = work_dir / f"{name}.py"
     atomic_write_text(
-        config_path, ensemble_config_text(members, rule, weights, top_k, source=str(work_dir))
+        config_path,
+        ensemble_config_text(
+            members, rule, weights, top_k, source=str(work_dir), cfg_options=cfg_options
+        ),
     )
     ens_pairs = plan_pairs([config_path], work_dir, categories=",".join(chosen))
     others = _table_pairs(payload, work_dir, {(p.config, p.category) for p in ens_pairs})
@@ -388,6 +403,7 @@ def run_ensemble(
         "rule": rule,
         "top_k": top_k,
         "weights": None if weights is None else [float(w) for w in weights],
+        "cfg_options": [f"{k}={v}" for k, v in parse_cfg_options(cfg_options).items()],
         "config": str(config_path),
         "members": {c: [m["name"] for m in ms] for c, ms in members.items()},
         "command": command,

@@ -3,4 +3,4 @@
 from .model import Ensemble, member_input_size
 from .normalizer import MemberNormalizer
 
-__all__ = ["Ensemble", "MemberNormalizer", "member_input_size"]
+__all__ = ["Ensemble"]

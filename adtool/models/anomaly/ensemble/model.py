@@ -155,7 +155,8 @@ class Ensemble(BaseAnomalyModel):
         self.member_sizes = sizes
         #: The largest member input size: what the ensemble's pipeline should resize to.
         self.input_size = (max(h for h, _ in sizes), max(w for _, w in sizes))
-        self.register_buffer("weights", self._weights(weights, len(specs)))
+        # Not saved: the config decides the weights (a checkpoint fits any rule).
+        self.register_buffer("weights", self._weights(weights, len(specs)), persistent=False)
         self.normalizer = MemberNormalizer(len(specs), map_quantiles)
         self._collected: list[tuple[torch.Tensor, list]] = []
 
@@ -182,6 +183,15 @@ class Ensemble(BaseAnomalyModel):
                 "dict(config=..., checkpoint=...) for each"
             )
         for i, spec in enumerate(specs):
+            unknown = sorted(
+                (set(spec) if isinstance(spec, Mapping) else set())
+                - {"config", "checkpoint", "name"}
+            )
+            if unknown:
+                raise ConfigError(
+                    f"Ensemble: member {i} has unknown key '{unknown[0]}'; a member takes "
+                    "config, checkpoint and name"
+                )
             if (
                 not isinstance(spec, Mapping)
                 or not spec.get("config")
@@ -189,12 +199,6 @@ class Ensemble(BaseAnomalyModel):
             ):
                 raise ConfigError(
                     f"Ensemble: member {i} must be dict(config=PATH, checkpoint=PATH), got {spec!r}"
-                )
-            unknown = sorted(set(spec) - {"config", "checkpoint", "name"})
-            if unknown:
-                raise ConfigError(
-                    f"Ensemble: member {i} has unknown key '{unknown[0]}'; a member takes "
-                    "config, checkpoint and name"
                 )
         return specs
 
