@@ -40,7 +40,7 @@ from adtool.apis.core import check_category, parse_cfg_options
 from adtool.apis.overrides import check_override_keys
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
-from adtool.models.anomaly.ensemble import member_input_size
+from adtool.models.anomaly.ensemble.model import member_input_size
 
 RULES = ("mean", "max", "rank", "weighted")
 ENSEMBLE_MODEL = "Ensemble"

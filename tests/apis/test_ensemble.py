@@ -29,7 +29,7 @@ from adtool.apis.core import load_config, run_category
 from adtool.apis.ensemble import top_pairs
 from adtool.cli import app, expand_cfg_options
 from adtool.errors import ConfigError
-from adtool.models.anomaly.ensemble import member_input_size
+from adtool.models.anomaly.ensemble.model import member_input_size
 from adtool.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[2]
