@@ -1,5 +1,5 @@
-"""The ``adtool`` command line: train, test, benchmark, infer, export, report, list-configs,
-print-config.
+"""The ``adtool`` command line: train, test, benchmark, ensemble, infer, export, report,
+list-configs, print-config.
 
 tools/train.py and tools/test.py call the same commands. A user mistake
 (:class:`adtool.errors.AdtoolError`) prints one line and exits with status 2; anything
@@ -384,6 +384,99 @@ def _benchmark_table(summary) -> Table:
                 text = f"{row['image_AUROC']:.4f}"
                 values.append(f"[bold]{text}[/]" if row["best"] else text)
         table.add_row(config, *values)
+    return table
+
+
+@app.command()
+def ensemble(
+    from_benchmark: Annotated[
+        str, typer.Option("--from-benchmark", help="The --work-dir of a finished benchmark.")
+    ],
+    top_k: Annotated[int, typer.Option("--top-k", help="Members per category (best first).")] = 3,
+    rule: Annotated[
+        str, typer.Option("--rule", help="Fusion rule: mean, max, rank or weighted.")
+    ] = "mean",
+    categories: Annotated[
+        str, typer.Option("--categories", help="'all' (the benchmark's) or 'a,b'.")
+    ] = "all",
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="--rule weighted: one weight per member, e.g. 2,1,1."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rerun categories whose ensemble finished.")
+    ] = False,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads (torch.set_num_threads).")
+    ] = None,
+    cfg_options: CfgOpt = None,
+) -> None:
+    """Ensemble the top-k models per category of a finished benchmark, fit, test, add its row.
+
+    Writes <D>/ensemble_top<k>_<rule>.py, the results into <D>/ensemble_top<k>_<rule>/<category>/
+    and rebuilds benchmark.md/.csv/.json with the ensemble as one more row. --cfg-options go
+    into the ensemble config (e.g. train_dataloader.dataset.indices=[...]: the normal images
+    the statistics are computed on, best ones the members were not fitted on).
+    """
+    import shlex
+
+    from adtool.apis.ensemble import run_ensemble
+    from adtool.errors import ConfigError
+
+    parts = ["adtool", "ensemble", "--from-benchmark", from_benchmark, "--top-k", str(top_k)]
+    parts += ["--rule", rule, "--categories", categories]
+    if weights:
+        parts += ["--weights", weights]
+    if threads is not None:
+        parts += ["--threads", str(threads)]
+    if cfg_options:
+        parts += ["--cfg-options", *cfg_options]
+    if force:
+        parts.append("--force")
+    try:
+        try:
+            values = None if weights is None else [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights '{weights}' is not comma-separated numbers") from None
+        summary = run_ensemble(
+            from_benchmark,
+            top_k=top_k,
+            rule=rule,
+            categories=categories,
+            weights=values,
+            force=force,
+            threads=threads,
+            cfg_options=cfg_options,
+            command=shlex.join(parts),
+            console=err_console,
+        )
+    except AdtoolError as e:
+        _fail(e)
+    console.print(_ensemble_table(summary))
+    style = "bold red" if summary.failed else "bold green"
+    console.print(Text(summary.line(), style=style), highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _ensemble_table(summary) -> Table:
+    def fmt(value, sign: bool = False) -> str:
+        if value is None:
+            return "-"
+        return f"{value:+.4f}" if sign else f"{value:.4f}"
+
+    table = Table(title=f"{summary.name} vs the best single model per category")
+    for column in ("category", "members", "best single"):
+        table.add_column(column)
+    for key in ("image AUROC", "pixel AUROC", "AUPRO"):
+        table.add_column(key, justify="right")
+        table.add_column("vs best", justify="right")
+    for row in summary.comparison:
+        names = ", ".join(m["name"] for m in summary.members[row["category"]])
+        cells = []
+        for key in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO"):
+            cells += [fmt(row[key]), fmt(row[f"delta_{key}"], sign=True)]
+        table.add_row(row["category"], names, row["best_single"] or "-", *cells)
     return table
 
 

@@ -109,8 +109,9 @@ def complete_model_cfg(cfg: Config, dataset_meta: dict | None = None) -> None:
 
     A dataset class may offer ``model_settings(dataset_cfg, metainfo=None) -> dict``
     (ImageFolderCls: ``num_classes`` from its class folders, or from ``metainfo``'s
-    classes, e.g. a checkpoint's ``dataset_meta``). A value the config sets explicitly
-    must agree.
+    classes, e.g. a checkpoint's ``dataset_meta``), and a model class
+    ``settings_from_data(model_cfg, dataset_cfg, metainfo=None) -> dict`` (Ensemble: the
+    category whose members to load). A value the config sets explicitly must agree.
 
     Raises:
         ConfigError: when an explicit ``model.<key>`` disagrees with the data.
@@ -122,9 +123,14 @@ def complete_model_cfg(cfg: Config, dataset_meta: dict | None = None) -> None:
     kind = spec.get("type")
     dataset_cls = DATASETS.get(kind) if isinstance(kind, str) else kind
     settings = getattr(dataset_cls, "model_settings", None)
-    if settings is None:
-        return
-    for key, value in settings(spec, metainfo=dataset_meta).items():
+    found = {} if settings is None else dict(settings(spec, metainfo=dataset_meta))
+    # A model class may also read keys from the data (an Ensemble keyed by category).
+    model_kind = cfg.model.get("type")
+    model_cls = MODELS.get(model_kind) if isinstance(model_kind, str) else model_kind
+    from_data = getattr(model_cls, "settings_from_data", None)
+    if from_data is not None:
+        found.update(from_data(cfg.model, spec, metainfo=dataset_meta))
+    for key, value in found.items():
         current = cfg.model.get(key)
         if current is None:
             cfg.model[key] = value

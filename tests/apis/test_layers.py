@@ -20,6 +20,7 @@ LAYERS = {
     "benchmark": 4,
     "tasks": 4,
     "inference": 5,
+    "ensemble": 5,
     "simple": 5,
     "__init__": 6,
 }
