@@ -35,6 +35,7 @@ from torch import nn
 
 from adtool.errors import ConfigError
 from adtool.fileio import atomic_write_bytes
+from adtool.models.fast_inference import reference_inference
 from adtool.models.postprocess import PostProcessor
 
 #: Key of the JSON metadata in the ONNX file's ``metadata_props``.
@@ -209,7 +210,10 @@ def export_onnx(
     dtype = torch.uint8 if input_dtype == "uint8" else torch.float32
     example = torch.randint(0, 256, (batch_size, 3, *size), dtype=torch.uint8).to(dtype)
     export_mode = getattr(model, "export_mode", contextlib.nullcontext)
-    with export_mode(), torch.no_grad():
+    # The graph is the reference path: the folded channels-last copies and the pruned
+    # k-NN of adtool/models/fast_inference.py live outside the module tree and would be
+    # traced as constants (ONNX Runtime does its own folding).
+    with reference_inference(), export_mode(), torch.no_grad():
         probe = graph(example)
     has_map = len(probe) > 1 + graph.has_score_norm + graph.has_label
     names = graph.output_names(has_map)
@@ -217,7 +221,7 @@ def export_onnx(
     if dynamic_batch:
         dynamic_axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
     args = dict(input_names=[INPUT_NAME], output_names=names, dynamic_axes=dynamic_axes)
-    with warnings.catch_warnings(), export_mode(), torch.no_grad():
+    with warnings.catch_warnings(), reference_inference(), export_mode(), torch.no_grad():
         warnings.simplefilter("ignore")
         # The legacy (TorchScript) exporter first: it traces the FrEIA flows, kornia's blur
         # and the k-NN heads into small graphs. torch.export (dynamo) second, for the ops

@@ -113,9 +113,14 @@ def test_infer_onnxruntime_gives_the_pytorch_predictions(exported, tiny_data, tm
     assert len(a) == len(b) == 9
     scores_a = np.array([float(r["score"]) for r in a])
     scores_b = np.array([float(r["score"]) for r in b])
-    assert np.abs(scores_a - scores_b).max() <= 1e-3 * np.ptp(scores_a)
+    tolerance = 1e-3 * np.ptp(scores_a)
+    assert np.abs(scores_a - scores_b).max() <= tolerance
     for ra, rb in zip(a, b):
-        assert ra["path"] == rb["path"] and ra["label"] == rb["label"]
+        assert ra["path"] == rb["path"]
+        # The test's threshold is one of the test scores: an image at it may flip with a
+        # rounding-level difference (the optimised PyTorch path folds batch-norm).
+        if abs(float(ra["score"]) - float(ra["threshold_value"])) > tolerance:
+            assert ra["label"] == rb["label"]
         assert (ra["threshold_name"], ra["threshold_value"]) == (
             rb["threshold_name"],
             rb["threshold_value"],

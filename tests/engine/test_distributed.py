@@ -52,6 +52,9 @@ STFPM_OPTIONS = {
     "val_dataloader.dataset.pipeline.2.size": 64,
     "train_cfg.max_epochs": 3,
     "train_cfg.val_interval": 100,
+    # A per-image mean: the sample config's batch-summed loss (anomalib's) scales with the
+    # per-rank batch, so DDP's average of two 2-image sums is half a 4-image sum.
+    "model.loss.reduction": "mean",
 }
 # Per-rank batch = half the one-process batch, so each step averages the same 4 images.
 # The mean of two per-rank means differs from the mean of four by float rounding only

@@ -114,8 +114,12 @@ def test_dfm_r50_uses_256_px_without_crop():
 
 
 def test_stfpm_configs_use_the_official_loss_scale():
-    for name in ("stfpm_r18_mvtec", "stfpm_effnetlite0_mvtec", "stfpm_effnetlite0_sample"):
-        assert load_config(name).model.loss.loss_weight == 2.0, name
+    for name in ("stfpm_r18_mvtec", "stfpm_effnetlite0_mvtec"):
+        loss = load_config(name).model.loss
+        assert loss.loss_weight == 2.0 and loss.get("reduction", "mean") == "mean", name
+    # The CPU sample config departs on purpose (configs/stfpm/README.md, issue 22):
+    # anomalib's loss, summed over the batch, converges in fewer epochs.
+    assert load_config("stfpm_effnetlite0_sample").model.loss.reduction == "sum"
 
 
 def test_stfpm_resnet_student_keeps_last_bn_at_one():

@@ -108,6 +108,12 @@ class BaseAnomalyModel(BaseModel):
         for module in self.modules():
             if hasattr(module, "fast_inference"):
                 module.fast_inference = fast
+            # Rebuilt from the current weights at the next test: in-place updates that
+            # bypass the version counter (SyncBuffersHook's all-reduce of batch-norm
+            # statistics) would otherwise leave a stale folded copy.
+            folded = getattr(module, "_folded", None)
+            if folded is not None and hasattr(folded, "clear"):
+                folded.clear()
         return self
 
     @property
