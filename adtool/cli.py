@@ -494,8 +494,8 @@ def infer(
         typer.Option(
             "--threshold",
             help="f1_percentile, f1_uniform, youden_j, percentile_95, percentile_99, "
-            "percentile_99_9 (normal-only data) or a number (default: the one stored at test "
-            "time).",
+            "percentile_99_9 (normal-only data), nfa (U-Flow's a-contrario detection) or a "
+            "number (default: the one stored at test time).",
         ),
     ] = None,
     thresholds_from: Annotated[

@@ -62,6 +62,8 @@ _LABEL_STEPS = ("LoadAnomalyMask",)
 #: ``backend`` values of :func:`infer`.
 BACKENDS = ("pytorch", "onnxruntime")
 CSV_COLUMNS = ("path", "score", "label", "threshold_name", "threshold_value", "overlay", "status")
+#: ``--threshold nfa``: label by the a-contrario NFA map (U-Flow), ``nfa_score > 0``.
+NFA_THRESHOLD = "nfa"
 
 
 def _group_names(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -114,12 +116,15 @@ def format_predictions_csv(rows: Sequence[dict]) -> str:
     """``predictions.csv``: one row per image (see :data:`CSV_COLUMNS`); an image that
     could not be read has no score and ``status`` ``error: <why>``."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # ``nfa_score`` (U-Flow's a-contrario score) is a column only when some row has one.
+    columns = CSV_COLUMNS + (("nfa_score",) if any("nfa_score" in r for r in rows) else ())
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        out = {k: ("" if row.get(k) is None else row[k]) for k in CSV_COLUMNS}
-        if row.get("score") is not None:
-            out["score"] = f"{float(row['score']):.9g}"
+        out = {k: ("" if row.get(k) is None else row[k]) for k in columns}
+        for key in ("score", "nfa_score"):
+            if row.get(key) is not None:
+                out[key] = f"{float(row[key]):.9g}"
         if row.get("threshold_value") is not None:
             out["threshold_value"] = f"{float(row['threshold_value']):.9g}"
         out["status"] = row.get("status") or "ok"
@@ -162,7 +167,9 @@ def infer(
         out_dir: Output folder: ``predictions.csv`` and ``maps/<folder>/<image>.png``.
         threshold: None (the threshold stored at test time, see the module docstring; no
             labels if none), a threshold name (``f1_percentile``, ``f1_uniform``,
-            ``youden_j``, ``percentile_95``) or a number. Defaults to None.
+            ``youden_j``, ``percentile_95``), ``'nfa'`` (a model with an a-contrario NFA
+            map, U-Flow: an image is anomalous when some pixel is detected, ``nfa_score >
+            0``; PyTorch backend only) or a number. Defaults to None.
         thresholds_from: A ``results.json`` or ``thresholds.json`` whose thresholds
             replace the stored ones. Defaults to None.
         device: Torch device. Defaults to ``'cpu'``.
@@ -209,7 +216,14 @@ def infer(
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
+    use_nfa = isinstance(threshold, str) and threshold.strip().lower() == NFA_THRESHOLD
+    if use_nfa and backend != "pytorch":
+        raise ConfigError(
+            "--threshold nfa reads the model's NFA map, which exported graphs do not carry; "
+            "use --backend pytorch with the .pth checkpoint"
+        )
     paths = list_inputs(inputs, exclude=out)
+    nfa_scores: list[float] = []
     if backend == "onnxruntime":
         session = OnnxInferencer(checkpoint)
         exported = session.metadata.get("model")
@@ -235,6 +249,13 @@ def infer(
 
         def score_batch(batch: dict) -> tuple[list[float], list[torch.Tensor | None]]:
             samples = model.test_step(batch)
+            if use_nfa:
+                if any("nfa_score" not in s for s in samples):
+                    raise ConfigError(
+                        f"--threshold nfa needs a model with an a-contrario NFA map (U-Flow); "
+                        f"{cfg.model.get('type')} has none: use a score threshold instead"
+                    )
+                nfa_scores.extend(float(s.nfa_score) for s in samples)
             return [float(s.pred_score) for s in samples], [s.get("anomaly_map") for s in samples]
 
     if thresholds_from is not None:
@@ -245,7 +266,11 @@ def infer(
             f"the thresholds in {source} were measured for {record['model']}, but the config "
             f"builds {model_type}; pass the results.json or thresholds.json of this model's test"
         )
-    name, value = choose_threshold(record, threshold, source)
+    if use_nfa:
+        # The decision is log10 NFA < log10 epsilon somewhere, i.e. nfa_score > 0.
+        name, value = NFA_THRESHOLD, 0.0
+    else:
+        name, value = choose_threshold(record, threshold, source)
     pipeline = build_inference_pipeline(cfg)
     batch_size = int((cfg.get("test_dataloader") or {}).get("batch_size") or 1)
 
@@ -295,18 +320,27 @@ def infer(
         overlay_paths = _overlay_paths(written, groups)
 
     scored = {p: (score, overlay) for p, score, overlay in zip(good, scores, overlay_paths)}
+    nfa_of = dict(zip(good, nfa_scores))
     rows = []
     for path in paths:
         score, overlay = scored.get(path, (None, None))
+        extra: dict = {}
+        if use_nfa:
+            nfa = nfa_of.get(path)
+            extra["nfa_score"] = nfa
+            label = None if nfa is None else int(nfa > value)
+        else:
+            label = None if value is None or score is None else int(score >= value)
         rows.append(
             {
                 "path": str(path),
                 "score": score,
-                "label": None if value is None or score is None else int(score >= value),
+                "label": label,
                 "threshold_name": name,
                 "threshold_value": value,
                 "overlay": None if overlay is None else str(overlay),
                 "status": status.get(path, "ok"),
+                **extra,
             }
         )
     atomic_write_text(out / "predictions.csv", format_predictions_csv(rows))

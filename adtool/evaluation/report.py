@@ -373,16 +373,22 @@ def worst_cases(report: dict, scores: ArrayLike, labels: ArrayLike, k: int = 6) 
 
 def format_scores_csv(arrays: dict, report: dict | None = None) -> str:
     """One row per test image: path, defect type, label, score and the predicted label
-    at the confusion threshold (empty when there is none)."""
+    at the confusion threshold (empty when there is none); with ``arrays['nfa_scores']``
+    (U-Flow) also ``nfa_score`` and ``nfa_label`` (``nfa_score > 0``)."""
     threshold = ((report or {}).get("confusion") or {}).get("threshold_value")
+    nfa = arrays.get("nfa_scores")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["img_path", "defect_type", "gt_label", "score", "pred_label"])
-    for path, defect, label, score in zip(
-        arrays["img_paths"], arrays["defect_types"], arrays["labels"], arrays["scores"]
+    header = ["img_path", "defect_type", "gt_label", "score", "pred_label"]
+    writer.writerow(header + (["nfa_score", "nfa_label"] if nfa is not None else []))
+    for i, (path, defect, label, score) in enumerate(
+        zip(arrays["img_paths"], arrays["defect_types"], arrays["labels"], arrays["scores"])
     ):
         pred = "" if threshold is None else int(score >= threshold)
-        writer.writerow([path, defect, int(label), f"{float(score):.9g}", pred])
+        row = [path, defect, int(label), f"{float(score):.9g}", pred]
+        if nfa is not None:
+            row += [f"{float(nfa[i]):.9g}", int(nfa[i] > 0)]
+        writer.writerow(row)
     return buf.getvalue()
 
 

@@ -338,3 +338,56 @@ def test_trained_checkpoint_carries_thresholds_in_the_post_processor(trained):
     assert stored["value"] == pytest.approx(results["confusion"]["threshold_value"])
     for name, entry in results["thresholds"].items():
         assert stored["values"][name] == pytest.approx(entry["value"])
+
+
+@pytest.fixture(scope="module")
+def uflow_trained(tiny_data, tmp_path_factory):
+    """A tiny U-Flow (random weights, 64 px, one epoch) through the run path."""
+    from integration_helpers import tiny as tiny_config
+
+    work = tmp_path_factory.mktemp("uflow")
+    cfg = tiny_config("uflow_effnetlite0_sample", tiny_data)
+    run_category(cfg, "disk", work)
+    return cfg, work
+
+
+def test_scores_csv_holds_uflow_nfa_scores(uflow_trained):
+    _, work = uflow_trained
+    rows = read_csv(work / "scores.csv")
+    assert rows and {"nfa_score", "nfa_label"} <= set(rows[0])
+    for row in rows:
+        assert int(row["nfa_label"]) == int(float(row["nfa_score"]) > 0)
+
+
+def test_infer_threshold_nfa_labels_by_the_nfa_score(uflow_trained, tiny_data, tmp_path):
+    cfg, work = uflow_trained
+    ckpt = next(work.glob("epoch_*.pth"))
+    rows = infer(cfg, ckpt, tiny_data / "disk" / "test", tmp_path / "out", threshold="nfa")
+    tested = {Path(r["img_path"]).resolve(): r for r in read_csv(work / "scores.csv")}
+    assert len(rows) == len(tested)
+    for row in rows:
+        assert (row["threshold_name"], row["threshold_value"]) == ("nfa", 0.0)
+        assert row["label"] == int(row["nfa_score"] > 0)
+        # The same model and images: the test run's NFA scores.
+        want = float(tested[Path(row["path"]).resolve()]["nfa_score"])
+        assert row["nfa_score"] == pytest.approx(want, rel=1e-5, abs=1e-5)
+    written = read_csv(tmp_path / "out" / "predictions.csv")
+    assert [float(r["nfa_score"]) for r in written] == pytest.approx(
+        [r["nfa_score"] for r in rows], rel=1e-6
+    )
+
+
+def test_infer_threshold_nfa_refused_for_a_model_without_nfa_maps(trained, tiny_data, tmp_path):
+    cfg, work, _ = trained
+    with pytest.raises(ConfigError, match="needs a model with an a-contrario NFA map"):
+        infer(cfg, work / "epoch_1.pth", tiny_data / "tiles" / "test", tmp_path / "o", "nfa")
+    assert not (tmp_path / "o" / "predictions.csv").exists()
+    with pytest.raises(ConfigError, match="use --backend pytorch"):
+        infer(
+            cfg,
+            work / "x.onnx",
+            tiny_data / "tiles" / "test",
+            tmp_path / "o",
+            "nfa",
+            backend="onnxruntime",
+        )

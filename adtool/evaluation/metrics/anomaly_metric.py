@@ -274,6 +274,7 @@ class AnomalyMetric(BaseMetric):
             "labels": labels,
             "img_paths": [r["img_path"] for r in results],
             "defect_types": defect_types,
+            "nfa_scores": nfa_scores,
             "maps": None if maps is None else maps.numpy(),
             "masks": None if masks is None else masks.numpy(),
             # The images as the model saw them (after resize and crop), for the overlays.
