@@ -213,6 +213,36 @@ def test_vq_model_loads_from_the_backbone_folder_under_the_official_names(tmp_pa
         _model(backbone_dir=str(tmp_path), embedding_dim=16).load_vq(tmp_path / "dsr_vq_other.pth")
 
 
+def test_vq_model_loads_from_a_dsr_run_checkpoint_and_refuses_code(tmp_path):
+    """A run's checkpoint (mmengine's message hub pickles HistoryBuffer) is a VQ source."""
+    import os
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    from adtool.errors import DataError
+
+    source = _model(vq_weights=None, vq_epochs=1, upsampling_epoch=2)
+    buffer = HistoryBuffer()
+    buffer.update(np.float64(0.5))
+    checkpoint = {
+        "meta": {"epoch": 10},
+        "state_dict": source.state_dict(),
+        "message_hub": {"log_scalars": {"train/loss": buffer}},
+    }
+    torch.save(checkpoint, tmp_path / "dsr_vq_natural.pth")
+    model = _model(backbone_dir=str(tmp_path), vq_weights="natural")
+    model.before_train(_Loader())
+    for key, value in source.vq.state_dict().items():
+        assert torch.equal(model.vq.state_dict()[key], value), key
+    assert int(model.vq_state) == VQ_LOADED
+    # A file that names code to run is refused in one line, not run.
+    torch.save({"state_dict": {}, "x": os.system}, tmp_path / "dsr_vq_bad.pth")
+    with pytest.raises(DataError, match="dsr_vq_bad.pth") as err:
+        _model(backbone_dir=str(tmp_path)).load_vq(tmp_path / "dsr_vq_bad.pth")
+    assert "\n" not in str(err.value)
+
+
 def test_missing_vq_model_trains_here_or_names_the_files(tmp_path):
     model = _model(backbone_dir=str(tmp_path), vq_epochs=2, upsampling_epoch=4)
     model.before_train(_Loader())

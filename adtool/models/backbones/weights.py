@@ -133,13 +133,22 @@ def resolve_backbone_weights(
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict from a safetensors or torch file (tensors only, no pickled code)."""
+    """Load a state dict from a safetensors or torch file (tensors only, no pickled code).
+
+    A torch file may be a bare state dict or a whole checkpoint (an adtool/mmengine run's
+    ``.pth``, whose message hub pickles mmengine's ``HistoryBuffer``): it is read by the
+    checkpoint loader (``weights_only=True`` with exactly the types a checkpoint holds), so
+    a run's checkpoint can serve as weights and a damaged or crafted file is one DataError.
+    """
+    # Imported here: adtool.engine imports the model registry, which imports this module.
+    from adtool.engine.compat import load_checkpoint_file
+
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint_file(path)
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
