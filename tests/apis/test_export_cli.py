@@ -217,3 +217,62 @@ def test_errors_are_one_line(exported, tiny_data, tmp_path):
     assert res.exit_code == 2 and "holds a PatchCore model" in res.output
     res = CliRunner().invoke(app, ["export", CONFIG, str(checkpoint), "--format", "tflite"])
     assert res.exit_code == 2
+
+
+# OpenVINO reads the same .onnx file; float32 on both runtimes, different kernels.
+OPENVINO_TOL = 1e-4  # x the range of the scores / of the maps
+
+
+def test_openvino_gives_the_onnxruntime_outputs(exported):
+    pytest.importorskip("openvino")
+    from adtool.deploy import OpenVinoInferencer
+
+    _, _, out, _ = exported
+    images = torch.randint(
+        0, 256, (5, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(5)
+    )
+    ort = OnnxInferencer(out, threads=1)
+    ov = OpenVinoInferencer(out, threads=1)
+    assert ov.metadata == ort.metadata and ov.outputs == ort.outputs
+    assert ov.thresholds == ort.thresholds and ov.config().model.type == "PatchCore"
+    a, b = ort.run(images), ov.run(images)
+    assert list(b) == ort.outputs
+    for name in ("score", "anomaly_map"):
+        assert b[name].shape == a[name].shape and b[name].dtype == np.float32
+        tol = OPENVINO_TOL * float(np.ptp(a[name]))
+        assert np.abs(b[name] - a[name]).max() <= tol, name
+    for name in ("score_normalized", "anomaly_map_normalized"):
+        np.testing.assert_allclose(b[name], a[name], atol=OPENVINO_TOL)
+    assert b["label"].dtype == np.bool_
+    np.testing.assert_array_equal(b["label"], a["label"])
+    # One image and a batch of 3 through the same compiled model.
+    np.testing.assert_allclose(ov.run(images[2])["score"], b["score"][2:3], rtol=1e-5)
+
+
+def test_infer_openvino_writes_the_onnxruntime_predictions(exported, tiny_data, tmp_path):
+    pytest.importorskip("openvino")
+    _, _, out, _ = exported
+    images = tiny_data / "tiles" / "test"
+    options = sum((["--cfg-options", o] for o in TINY), [])
+    written = {}
+    for backend in ("onnxruntime", "openvino"):
+        folder = tmp_path / backend
+        args = ["infer", CONFIG, str(out), str(images), "--out", str(folder)]
+        res = CliRunner().invoke(app, [*args, "--backend", backend, *options])
+        assert res.exit_code == 0, res.output
+        written[backend] = (folder, read_csv(folder / "predictions.csv"))
+    (ort_dir, a), (ov_dir, b) = written["onnxruntime"], written["openvino"]
+    assert len(a) == len(b) == 9
+    scores_a = np.array([float(r["score"]) for r in a])
+    scores_b = np.array([float(r["score"]) for r in b])
+    assert np.abs(scores_a - scores_b).max() <= OPENVINO_TOL * np.ptp(scores_a)
+    for ra, rb in zip(a, b):
+        assert ra["path"] == rb["path"] and ra["status"] == rb["status"] == "ok"
+        assert (ra["label"], ra["threshold_name"], ra["threshold_value"]) == (
+            rb["label"],
+            rb["threshold_name"],
+            rb["threshold_value"],
+        )
+        overlay = Path(rb["overlay"])
+        assert overlay.relative_to(ov_dir) == Path(ra["overlay"]).relative_to(ort_dir)
+        assert overlay.is_file()
