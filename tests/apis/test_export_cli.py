@@ -276,3 +276,23 @@ def test_infer_openvino_writes_the_onnxruntime_predictions(exported, tiny_data, 
         overlay = Path(rb["overlay"])
         assert overlay.relative_to(ov_dir) == Path(ra["overlay"]).relative_to(ort_dir)
         assert overlay.is_file()
+
+
+def test_dynamic_batch_graph_keeps_every_query_of_a_chunked_search(exported, tmp_path, monkeypatch):
+    # PatchCore's k-NN runs in blocks of MAX_CHUNK queries; traced at batch 1, a block's
+    # slice would fix the graph's number of queries and drop the rows of a larger batch.
+    from adtool.models.components import knn
+
+    cfg, checkpoint, _, _ = exported
+    model, _ = load_model(cfg, checkpoint)
+    monkeypatch.setattr(knn, "MAX_CHUNK", 16)  # 64 patches per 64 px image: 4 blocks
+    out = tmp_path / "chunked.onnx"
+    export_onnx(model, cfg, out, dynamic_batch=True)
+    images = torch.randint(
+        0, 256, (3, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(6)
+    )
+    with torch.no_grad():
+        scores, maps = model.outputs(model.data_preprocessor({"inputs": list(images)})["inputs"])
+    got = OnnxInferencer(out).run(images)
+    np.testing.assert_allclose(got["score"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    assert np.abs(got["anomaly_map"] - maps.numpy()).max() <= 1e-3 * float(np.ptp(maps.numpy()))
