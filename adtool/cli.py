@@ -641,7 +641,8 @@ def export(
     ] = False,
     batch: Annotated[int, typer.Option("--batch", help="Batch of a fixed-batch graph.")] = 1,
     fp16: Annotated[
-        bool, typer.Option("--fp16", help="float16 weights and arithmetic (I/O types kept).")
+        bool,
+        typer.Option("--fp16", help="float16 weights (half the file), float32 arithmetic."),
     ] = False,
     input_size: Annotated[
         int | None,
