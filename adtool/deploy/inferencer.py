@@ -224,7 +224,16 @@ class OpenVinoInferencer(_GraphInferencer):
 
     def _run_batch(self, batch: np.ndarray) -> list[np.ndarray]:
         result = self.request.infer({0: batch})
-        return [np.array(result[port], copy=True) for port in self._ports]
+        outs = [np.array(result[port], copy=True) for port in self._ports]
+        for name, out in zip(self.outputs, outs):
+            # OpenVINO 2026.4 shapes DFKDE's score as a scalar: refuse, never mislabel.
+            if out.ndim == 0 or out.shape[0] != len(batch):
+                raise DataError(
+                    f"OpenVINO gives output '{name}' of {self.path.name} the shape "
+                    f"{tuple(out.shape)} for a batch of {len(batch)}; run this model with "
+                    "--backend onnxruntime"
+                )
+        return outs
 
 
 #: Runtime name -> inferencer class (``tools/infer.py --backend``).

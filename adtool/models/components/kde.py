@@ -101,5 +101,6 @@ def kde_log_density(
     for block in blocks:
         sq = torch.cdist(block, points).square()
         out.append(torch.logsumexp(-0.5 * sq, dim=1))
-    log_sum = torch.cat(out) if out else whitened.new_zeros(0)
+    # One block (an export): no Concat, which OpenVINO 2026.4 cannot shape after ReduceLogSumExp.
+    log_sum = out[0] if len(out) == 1 else torch.cat(out) if out else whitened.new_zeros(0)
     return log_sum - math.log(points.shape[0]) + log_norm.to(torch.float64)
