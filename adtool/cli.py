@@ -513,8 +513,8 @@ def infer(
         Backend,
         typer.Option(
             "--backend",
-            help="pytorch (CHECKPOINT is a .pth) or onnxruntime (CHECKPOINT is the .onnx "
-            "written by export).",
+            help="pytorch (CHECKPOINT is a .pth), onnxruntime or openvino (CHECKPOINT is the "
+            ".onnx written by export).",
         ),
     ] = "pytorch",
 ) -> None:
@@ -612,6 +612,7 @@ class Backend(str, Enum):
 
     pytorch = "pytorch"
     onnxruntime = "onnxruntime"
+    openvino = "openvino"
 
 
 class ExportFormat(str, Enum):
@@ -640,7 +641,8 @@ def export(
     ] = False,
     batch: Annotated[int, typer.Option("--batch", help="Batch of a fixed-batch graph.")] = 1,
     fp16: Annotated[
-        bool, typer.Option("--fp16", help="float16 weights and arithmetic (I/O types kept).")
+        bool,
+        typer.Option("--fp16", help="float16 weights (half the file), float32 arithmetic."),
     ] = False,
     input_size: Annotated[
         int | None,
@@ -656,7 +658,7 @@ def export(
     """Export CONFIG's model with CHECKPOINT to one ONNX graph: raw image -> score, map, label.
 
     The graph normalises the image, runs the model and its post-processor (thresholds and
-    normalisation stored at test time); run it with `infer --backend onnxruntime`.
+    normalisation stored at test time); run it with `infer --backend onnxruntime` (or openvino).
     """
     from adtool.deploy.export import export_checkpoint
 

@@ -38,7 +38,7 @@ from adtool.apis.thresholds import (
     load_thresholds,
     stored_thresholds,
 )
-from adtool.deploy.inferencer import OnnxInferencer
+from adtool.deploy.inferencer import INFERENCERS
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
 from adtool.registry import TRANSFORMS
@@ -60,7 +60,7 @@ __all__ = [
 # Pipeline steps that read ground truth; inference has none.
 _LABEL_STEPS = ("LoadAnomalyMask",)
 #: ``backend`` values of :func:`infer`.
-BACKENDS = ("pytorch", "onnxruntime")
+BACKENDS = ("pytorch", *INFERENCERS)
 CSV_COLUMNS = ("path", "score", "label", "threshold_name", "threshold_value", "overlay", "status")
 #: ``--threshold nfa``: label by the a-contrario NFA map (U-Flow), ``nfa_score > 0``.
 NFA_THRESHOLD = "nfa"
@@ -179,10 +179,11 @@ def infer(
         overlays: Write an overlay PNG per image. Defaults to True.
         strict: Stop at the first image that cannot be read (a DataError); otherwise it
             gets a row with ``status`` ``error: ...`` and no score. Defaults to False.
-        backend: ``'pytorch'`` (``checkpoint`` is a ``.pth``) or ``'onnxruntime'``
-            (``checkpoint`` is a ``.onnx`` from ``tools/export.py``, run by
-            :class:`~adtool.deploy.OnnxInferencer`; its thresholds are the ones stored at
-            export). Same pipeline, rows and overlays either way. Defaults to
+        backend: ``'pytorch'`` (``checkpoint`` is a ``.pth``), ``'onnxruntime'`` or
+            ``'openvino'`` (``checkpoint`` is a ``.onnx`` from ``tools/export.py``, run by
+            :class:`~adtool.deploy.OnnxInferencer` or
+            :class:`~adtool.deploy.OpenVinoInferencer`; its thresholds are the ones stored
+            at export). Same pipeline, rows and overlays either way. Defaults to
             ``'pytorch'``.
 
     Returns:
@@ -224,8 +225,8 @@ def infer(
         )
     paths = list_inputs(inputs, exclude=out)
     nfa_scores: list[float] = []
-    if backend == "onnxruntime":
-        session = OnnxInferencer(checkpoint)
+    if backend in INFERENCERS:
+        session = INFERENCERS[backend](checkpoint)
         exported = session.metadata.get("model")
         if exported != cfg.model.get("type"):
             raise ConfigError(

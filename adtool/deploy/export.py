@@ -54,15 +54,120 @@ def export_blocker(model: nn.Module) -> str | None:
     return getattr(type(model), "export_blocker", None) or "the method does not support export"
 
 
+def _nested_models(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(label, module) of the anomaly models inside ``model`` (an ensemble's members),
+    outermost first; the label is the member's name when the model lists
+    ``member_names`` for its ``members``, else the module path."""
+    from adtool.models.anomaly.base import BaseAnomalyModel
+
+    names = list(getattr(model, "member_names", None) or [])
+    found = []
+    for path, module in model.named_modules():
+        if not path or not isinstance(module, BaseAnomalyModel):
+            continue
+        if any(path.startswith(f"{p}.") for p, *_ in found):
+            continue  # inside a nested model already listed (it checks its own)
+        head, _, index = path.partition(".")
+        label = path
+        if head == "members" and index.isdigit() and int(index) < len(names):
+            label = names[int(index)]
+        found.append((path, module, label))
+    return [(label, module) for _, module, label in found]
+
+
 def check_exportable(model: nn.Module) -> None:
-    """One line naming the model and the reason when it cannot be exported.
+    """One line naming the model (or the member of an ensemble) and the reason when it
+    cannot be exported.
 
     Raises:
-        ConfigError: for a model whose class says ``exportable = False``.
+        ConfigError: for a model whose class says ``exportable = False``, or one holding
+            such a model (an ensemble member).
     """
     reason = export_blocker(model)
     if reason is not None:
         raise ConfigError(f"{type(model).__name__} cannot be exported to ONNX: {reason}")
+    for label, member in _nested_models(model):
+        reason = export_blocker(member)
+        if reason is not None:
+            raise ConfigError(
+                f"{type(model).__name__} cannot be exported to ONNX: its member {label} "
+                f"({type(member).__name__}) cannot: {reason}; leave that member out"
+            )
+
+
+@contextlib.contextmanager
+def _export_modes(model: nn.Module):
+    """``model``'s ``export_mode()`` and that of every anomaly model inside it (an
+    ensemble's members: PatchCore's faiss search swapped for torch's, ...)."""
+    with contextlib.ExitStack() as stack:
+        for module in [model, *(m for _, m in _nested_models(model))]:
+            stack.enter_context(getattr(module, "export_mode", contextlib.nullcontext)())
+        yield
+
+
+def _resize_matrix(n_in: int, n_out: int, align_corners: bool) -> torch.Tensor:
+    """(n_out, n_in) matrix of PyTorch's antialiased bilinear resampling along one axis:
+    the resampled identity (the resize is linear and separable)."""
+    eye = torch.eye(n_in, dtype=torch.float64)[None, None]
+    out = torch.nn.functional.interpolate(
+        eye, size=(n_out, n_in), mode="bilinear", align_corners=align_corners, antialias=True
+    )
+    return out[0, 0].float()
+
+
+def _antialiased_bilinear_symbolic(g, x, output_size, align_corners, *scales):
+    """TorchScript-exporter symbolic of ``F.interpolate(..., 'bilinear', antialias=True)``
+    (an ensemble resizing its input to a smaller member's size): two MatMuls by the
+    constant resampling matrices, exact for the static spatial sizes a graph has."""
+    from torch.onnx import symbolic_helper as sh
+
+    sizes = sh._get_tensor_sizes(x) or []
+    out = sh._maybe_get_const(output_size, "is")
+    corners = bool(sh._maybe_get_const(align_corners, "b"))
+    if len(sizes) != 4 or None in sizes[2:] or not isinstance(out, list | tuple):
+        return sh._unimplemented("_upsample_bilinear2d_aa", "dynamic spatial size", x)
+    rows = _resize_matrix(int(sizes[2]), int(out[0]), corners)  # (H', H)
+    cols = _resize_matrix(int(sizes[3]), int(out[1]), corners).T.contiguous()  # (W, W')
+    y = g.op("MatMul", g.op("Constant", value_t=rows), x)
+    return g.op("MatMul", y, g.op("Constant", value_t=cols))
+
+
+def _searchsorted_symbolic(g, table, x, out_int32, right, *rest):
+    """TorchScript-exporter symbolic of ``torch.searchsorted`` on a 1-D sorted table (an
+    ensemble's ``rank`` rule on maps): the count of table entries ``<= x`` (``right``) or
+    ``< x``, one comparison per (value, entry) pair, since ONNX has no binary search."""
+    from torch.onnx import symbolic_helper as sh
+
+    if len(sh._get_tensor_sizes(table) or []) != 1:
+        return sh._unimplemented("searchsorted", "a table of more than one dimension", table)
+    side = sh._maybe_get_const(rest[0], "s") if rest and not sh._is_none(rest[0]) else None
+    use_right = bool(sh._maybe_get_const(right, "b")) or side == "right"
+    axis = g.op("Constant", value_t=torch.tensor([-1], dtype=torch.int64))
+    column = g.op("Unsqueeze", x, axis)
+    hit = g.op("LessOrEqual" if use_right else "Less", table, column)
+    count = g.op("ReduceSum", g.op("Cast", hit, to_i=7), axis, keepdims_i=0)  # 7: int64
+    if bool(sh._maybe_get_const(out_int32, "b")):
+        return g.op("Cast", count, to_i=6)  # 6: int32
+    return count
+
+
+_SYMBOLICS = {
+    "aten::_upsample_bilinear2d_aa": _antialiased_bilinear_symbolic,
+    "aten::searchsorted": _searchsorted_symbolic,
+}
+
+
+@contextlib.contextmanager
+def _export_symbolics(opset: int):
+    """Symbolics this package adds to the TorchScript exporter while it runs (ops it has
+    none for), removed afterwards."""
+    for name, fn in _SYMBOLICS.items():
+        torch.onnx.register_custom_op_symbolic(name, fn, opset)
+    try:
+        yield
+    finally:
+        for name in _SYMBOLICS:
+            torch.onnx.unregister_custom_op_symbolic(name, opset)
 
 
 class DeployGraph(nn.Module):
@@ -147,17 +252,44 @@ def _require(module: str, extra: str = "deploy") -> None:
         )
 
 
-def to_float16(onnx_model):
-    """Not available: onnxconverter-common's float16 conversion (the only one on PyPI)
-    retypes the graph's uint8 -> float Cast and ONNX Runtime then refuses the file.
+#: Smallest float32 initializer (elements) stored as float16; smaller ones are not worth it.
+FP16_MIN_ELEMENTS = 16
 
-    Raises:
-        ConfigError: always, in one line.
+
+def to_float16(onnx_model):
+    """Store the float32 weights as float16, computed in float32: each initializer of at
+    least :data:`FP16_MIN_ELEMENTS` values that float16 can hold (finite, no overflow) is
+    replaced by its float16 copy and a ``Cast`` back to float32, which ONNX Runtime and
+    OpenVINO fold when they load the file. The file is about half the size; the
+    arithmetic, inputs and outputs stay float32 (float16 arithmetic on a CPU is not faster
+    and onnxconverter-common's conversion breaks the graph's uint8 input ``Cast``).
+
+    Returns:
+        The same model, changed in place.
     """
-    raise ConfigError(
-        "--fp16 is not supported: onnxconverter-common's float16 conversion breaks the "
-        "graph's input Cast (ONNX Runtime refuses the file); export float32 (drop --fp16)"
-    )
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = onnx_model.graph
+    casts, kept = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            kept.append(init)
+            continue
+        values = numpy_helper.to_array(init)
+        half = values.astype(np.float16)
+        if values.size < FP16_MIN_ELEMENTS or not np.isfinite(half).all():
+            kept.append(init)
+            continue
+        stored = numpy_helper.from_array(half, f"{init.name}__fp16")
+        kept.append(stored)
+        casts.append(helper.make_node("Cast", [stored.name], [init.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return onnx_model
 
 
 def export_onnx(
@@ -185,8 +317,8 @@ def export_onnx(
         dynamic_batch: Leave the batch dimension free. Defaults to False (fixed at
             ``batch_size``).
         batch_size: The batch of a fixed-batch graph. Defaults to 1.
-        fp16: Convert weights and arithmetic to float16 (inputs and outputs keep their
-            types). Defaults to False.
+        fp16: Store the weights as float16 (half the file), computed in float32
+            (:func:`to_float16`). Defaults to False.
         input_dtype: ``'uint8'`` or ``'float32'`` (0-255 scale either way). Defaults to
             ``'uint8'``.
         opset: ONNX opset. Defaults to 17.
@@ -209,11 +341,10 @@ def export_onnx(
     graph = DeployGraph(model).eval()
     dtype = torch.uint8 if input_dtype == "uint8" else torch.float32
     example = torch.randint(0, 256, (batch_size, 3, *size), dtype=torch.uint8).to(dtype)
-    export_mode = getattr(model, "export_mode", contextlib.nullcontext)
     # The graph is the reference path: the folded channels-last copies and the pruned
     # k-NN of adtool/models/fast_inference.py live outside the module tree and would be
     # traced as constants (ONNX Runtime does its own folding).
-    with reference_inference(), export_mode(), torch.no_grad():
+    with reference_inference(), _export_modes(model), torch.no_grad():
         probe = graph(example)
     has_map = len(probe) > 1 + graph.has_score_norm + graph.has_label
     names = graph.output_names(has_map)
@@ -221,7 +352,7 @@ def export_onnx(
     if dynamic_batch:
         dynamic_axes = {INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}}
     args = dict(input_names=[INPUT_NAME], output_names=names, dynamic_axes=dynamic_axes)
-    with warnings.catch_warnings(), reference_inference(), export_mode(), torch.no_grad():
+    with warnings.catch_warnings(), reference_inference(), _export_modes(model), torch.no_grad():
         warnings.simplefilter("ignore")
         # The legacy (TorchScript) exporter first: it traces the FrEIA flows, kornia's blur
         # and the k-NN heads into small graphs. torch.export (dynamo) second, for the ops
@@ -281,9 +412,16 @@ def _export_torchscript(graph: nn.Module, example: torch.Tensor, opset: int, arg
     import onnx
 
     buf = io.BytesIO()
-    torch.onnx.export(
-        graph, (example,), buf, opset_version=opset, do_constant_folding=True, dynamo=False, **args
-    )
+    with _export_symbolics(opset):
+        torch.onnx.export(
+            graph,
+            (example,),
+            buf,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+            **args,
+        )
     return onnx.load_from_string(buf.getvalue())
 
 

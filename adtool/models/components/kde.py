@@ -94,8 +94,13 @@ def kde_log_density(
     points = points.to(torch.float64)
     whitened = queries.to(torch.float64) @ whitening
     out = []
-    for start in range(0, whitened.shape[0], chunk_size):
-        sq = torch.cdist(whitened[start : start + chunk_size], points).square()
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        blocks = [whitened]  # an ONNX export: a traced slice would fix the batch size
+    else:
+        blocks = (whitened[s : s + chunk_size] for s in range(0, whitened.shape[0], chunk_size))
+    for block in blocks:
+        sq = torch.cdist(block, points).square()
         out.append(torch.logsumexp(-0.5 * sq, dim=1))
-    log_sum = torch.cat(out) if out else whitened.new_zeros(0)
+    # One block (an export): no Concat, which OpenVINO 2026.4 cannot shape after ReduceLogSumExp.
+    log_sum = out[0] if len(out) == 1 else torch.cat(out) if out else whitened.new_zeros(0)
     return log_sum - math.log(points.shape[0]) + log_norm.to(torch.float64)

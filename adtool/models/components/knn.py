@@ -37,8 +37,13 @@ def nearest_neighbors(
     # for the min pass); fewer when the memory budget asks for it.
     chunk = max(1, min(MAX_CHUNK, memory_budget // (4 * max(1, bank.shape[0]))))
     dists, idxs = [], []
-    for start in range(0, queries.shape[0], chunk):
-        q = queries[start : start + chunk]
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        # An ONNX export: one block, since a traced slice would fix the number of queries
+        # (a dynamic-batch graph traced at batch 1 would drop the other images' rows).
+        blocks = [queries]
+    else:
+        blocks = (queries[s : s + chunk] for s in range(0, queries.shape[0], chunk))
+    for q in blocks:
         # |q|^2 is the same along a row, so it is added after the min/top-k.
         d = torch.addmm(bank_sq.unsqueeze(0), q, bank.T, alpha=-2)
         if k == 1:
