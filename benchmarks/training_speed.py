@@ -46,7 +46,21 @@ from adtool.engine import AnomalyRunner  # noqa: E402
 from adtool.registry import HOOKS  # noqa: E402
 
 METHODS = ("stfpm", "fastflow", "reverse_distillation", "cflow", "csflow", "uflow", "uninet")
-OFF = {"feature_cache.enabled": False, "decode_cache.enabled": False}
+#: Every epoch as before issue 22: no training or validation caches, the full report at
+#: every validation, contiguous trained backbones (``_contiguous``).
+OFF = {"feature_cache.enabled": False, "decode_cache.enabled": False, "val_cfg.metrics": "all"}
+
+
+def _contiguous(node) -> None:
+    """Sets ``train_memory_format='contiguous'`` on every TimmBackbone of a model config."""
+    if isinstance(node, dict):
+        if node.get("type") == "TimmBackbone":
+            node["train_memory_format"] = "contiguous"
+        for value in node.values():
+            _contiguous(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _contiguous(value)
 
 
 @HOOKS.register_module(force=True)
@@ -102,6 +116,8 @@ class EpochTimer(Hook):
 
 def run(method: str, args, options: dict) -> dict:
     cfg = load_config(f"{method}_effnetlite0_sample", options)
+    if options is OFF:
+        _contiguous(cfg.model)
     set_data(cfg, args.data_root, args.category)
     if args.image_size:
         for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
