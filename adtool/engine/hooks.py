@@ -110,7 +110,12 @@ class TrainingCacheHook(Hook):
       workers that do not persist, the main process fills it before training, so every
       epoch's workers inherit it.
 
-    After training (after the model's own ``after_train``) both are dropped and the
+    When training validates at least twice, the validation images get both too: their
+    decoded head, and the frozen part's outputs in ``model.eval_feature_cache`` (attached
+    only between ``before_val_epoch`` and ``after_val_epoch``) for a model with
+    ``outputs_from_features`` (``splits_eval_features``); one more log line says which.
+
+    After training (after the model's own ``after_train``) all are dropped and the
     memory-mapped files deleted. Each process of a distributed run caches its own samples.
     """
 

@@ -210,6 +210,6 @@ class TimmBackbone(BaseModule):
         if self.frozen:
             with torch.no_grad():
                 return self.model(x)
-        if self.train_memory_format is not None:
+        if self.training and self.train_memory_format is not None:
             x = x.contiguous(memory_format=self.train_memory_format)
         return self.model(x)
