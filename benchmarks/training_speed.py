@@ -7,8 +7,11 @@
 Per method, its ``<method>_effnetlite0_sample`` config (the bundled ImageNet
 EfficientNet-Lite0 weights) trains for ``--epochs`` epochs on the category's sample
 training images, validating as the config does (``val_interval`` capped at the epochs),
-twice: caches off (``feature_cache.enabled=False, decode_cache.enabled=False``: what every
-epoch cost before issue 22) and on (the defaults, ``'auto'``). The two runs of a method
+twice: "off", what every epoch cost before issue 22 (``feature_cache.enabled=False,
+decode_cache.enabled=False, val_cfg.metrics='all'``: no training or validation caches, the
+full report at every validation, every ``TimmBackbone`` with
+``train_memory_format='contiguous'``), and "on" (the defaults: caches ``'auto'``, the
+monitored metric only, trained backbones channels-last). The two runs of a method
 run back to back, so they see the same machine load (``--repeats R``: R runs of each,
 alternating the order, the fastest by seconds per epoch shown). A hook splits every epoch into
 
@@ -20,8 +23,9 @@ alternating the order, the fastest by seconds per epoch shown). A hook splits ev
 and reports the first epoch, the mean of the later ones, the seconds per epoch with
 validation included (all epochs' data + steps + validation / epochs; the runner's setup,
 weights loading and hooks excluded), training images per second in the later epochs,
-and the last validation's image AUROC (the same with the caches on and off). Checkpoint
-saving is off (it is not what the caches change). Generate the data first:
+and the last validation's image AUROC (the same with the caches on and off; a
+channels-last trained backbone, STFPM's student, makes it equal only up to float
+rounding). Checkpoint saving is off (it is not what the caches change). Generate the data first:
 ``python tools/make_sample_data.py``.
 """
 
