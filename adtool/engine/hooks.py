@@ -110,7 +110,12 @@ class TrainingCacheHook(Hook):
       workers that do not persist, the main process fills it before training, so every
       epoch's workers inherit it.
 
-    After training (after the model's own ``after_train``) both are dropped and the
+    When training validates at least twice, the validation images get both too: their
+    decoded head, and the frozen part's outputs in ``model.eval_feature_cache`` (attached
+    only between ``before_val_epoch`` and ``after_val_epoch``) for a model with
+    ``outputs_from_features`` (``splits_eval_features``); one more log line says which.
+
+    After training (after the model's own ``after_train``) all are dropped and the
     memory-mapped files deleted. Each process of a distributed run caches its own samples.
     """
 
@@ -119,6 +124,8 @@ class TrainingCacheHook(Hook):
 
     def __init__(self) -> None:
         self._model = None
+        self._eval_model = None
+        self._eval_cache: FrozenFeatureCache | None = None
         self._decode: list[tuple[object, object]] = []  # (dataset, its own pipeline)
 
     def before_train(self, runner) -> None:
@@ -136,6 +143,59 @@ class TrainingCacheHook(Hook):
             self._start_decode_cache(loader, decode, passes),
         ]
         print_log("training caches: " + "; ".join(notes), logger="current", level=logging.INFO)
+        val_loader = self._val_loader(runner)
+        if val_loader is not None:
+            notes = [
+                self._start_eval_feature_cache(runner, features, val_loader),
+                self._start_decode_cache(val_loader, decode, math.inf),
+            ]
+            print_log(
+                "validation caches: " + "; ".join(notes), logger="current", level=logging.INFO
+            )
+
+    @staticmethod
+    def _val_loader(runner):
+        """The validation dataloader when training validates more than once, else None."""
+        loop = runner.train_loop
+        epochs = getattr(loop, "max_epochs", None)
+        interval = getattr(loop, "val_interval", None)
+        if runner.val_loop is None or not epochs or not interval or epochs < 2 * interval:
+            return None
+        return runner.val_loop.dataloader
+
+    def _start_eval_feature_cache(self, runner, options: dict, loader) -> str:
+        """The frozen part's outputs for the validation images, computed at the first
+        validation and read back at the later ones (the images and the frozen part are fixed).
+        """
+        model = _unwrap(runner.model)
+        if options["enabled"] is False:
+            return "frozen features off (feature_cache.enabled=False)"
+        if not getattr(model, "splits_eval_features", lambda: False)():
+            return f"frozen features off ({type(model).__name__} does not split its test path)"
+        refusal = model.feature_cache_refusal()
+        if refusal is not None:
+            return f"frozen features off ({refusal})"
+        if model.tiler is not None:
+            return "frozen features off (tiling)"
+        transforms = pipeline_transforms(loader.dataset)
+        random = "an unknown pipeline" if transforms is None else first_random_transform(transforms)
+        if random is not None:
+            return f"frozen features off (the validation pipeline's {random} is random)"
+        spill = options["spill_dir"] if options["spill_dir"] is not None else runner.work_dir
+        self._eval_model = model
+        self._eval_cache = FrozenFeatureCache(
+            int(options["max_memory_mb"] * 1024 * 1024), spill_dir=spill
+        )
+        return "frozen features on (the first validation computes, later ones read)"
+
+    def before_val_epoch(self, runner) -> None:
+        # Only inside validation: the test, or a model's own predict calls, never read it.
+        if self._eval_model is not None:
+            self._eval_model.eval_feature_cache = self._eval_cache
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._eval_model is not None:
+            self._eval_model.eval_feature_cache = None
 
     @staticmethod
     def _passes(loop) -> float:
@@ -201,6 +261,14 @@ class TrainingCacheHook(Hook):
                 )
                 cache.close()
             self._model = None
+        if self._eval_model is not None:
+            self._eval_model.eval_feature_cache = None
+            runner.message_hub.update_info(
+                "eval_feature_cache",
+                dict(hits=self._eval_cache.hits, misses=self._eval_cache.misses),
+            )
+            self._eval_cache.close()
+            self._eval_model = self._eval_cache = None
         for ds, pipeline in self._decode:
             ds.pipeline = pipeline
         self._decode = []

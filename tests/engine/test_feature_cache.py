@@ -286,3 +286,125 @@ def test_cached_features_give_the_uncached_loss_and_gradients(config, tmp_path):
         assert torch.equal(loss, plain[0])
         assert len(grads) == len(plain[1]) > 0
         assert all(torch.equal(a, b) for a, b in zip(grads, plain[1]))
+
+
+@HOOKS.register_module(force=True)
+class _RecordValScores(Hook):
+    """Keeps every validation's scores by image path, and the cache each one saw."""
+
+    def __init__(self) -> None:
+        self.scores: list[dict[str, float]] = []
+        self.caches: list[object] = []
+
+    def before_val_epoch(self, runner) -> None:
+        self.scores.append({})
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.caches.append(runner.model.eval_feature_cache)
+        for sample in outputs:
+            self.scores[-1][sample.img_path] = float(sample.pred_score)
+
+
+VAL_CASES = {
+    "stfpm": "configs/stfpm/stfpm_effnetlite0_sample.py",
+    "fastflow": "configs/fastflow/fastflow_effnetlite0_sample.py",
+    "reverse_distillation": (
+        "configs/reverse_distillation/reverse_distillation_effnetlite0_sample.py"
+    ),
+}
+
+
+def _val_cfg(config, data_root, work_dir, **options):
+    cfg = _cfg(config, data_root, work_dir, epochs=3, **options)
+    cfg.train_cfg.val_interval = 1
+    cfg.val_dataloader = load_config(config).val_dataloader
+    cfg.val_dataloader.dataset.data_root = str(data_root)
+    cfg.val_dataloader.dataset.category = "tiles"
+    for step in cfg.val_dataloader.dataset.pipeline:
+        if step["type"] == "Resize":
+            step["size"] = 32
+    cfg.val_cfg = dict(type="AnomalyValLoop")
+    cfg.val_evaluator = dict(type="AnomalyMetric")
+    cfg.custom_hooks = [dict(type="_RecordValScores")]
+    return cfg
+
+
+def test_validation_cache_gives_exactly_the_uncached_scores(tiny_data, tmp_path):
+    config = VAL_CASES["stfpm"]
+    off = _val_cfg(config, tiny_data, tmp_path / "off", **{"feature_cache.enabled": False})
+    on = _val_cfg(config, tiny_data, tmp_path / "on")
+    runs = {}
+    for name, cfg in (("off", off), ("on", on)):
+        runner = AnomalyRunner.from_cfg(cfg)
+        runner.train()
+        hook = next(h for h in runner.hooks if isinstance(h, _RecordValScores))
+        runs[name] = (hook, runner.message_hub.get_info("eval_feature_cache"))
+        assert runner.model.eval_feature_cache is None  # not left on for the test
+    (hook_off, info_off), (hook_on, info_on) = runs["off"], runs["on"]
+    n_val = len(hook_on.scores[0])
+    assert n_val == 3 + 2 * 3  # 3 good + 2 per defect type of the tiles category
+    assert info_off is None and all(c is None for c in hook_off.caches)
+    # The first validation computes every image's frozen features, the other two read them.
+    assert info_on == dict(hits=2 * n_val, misses=n_val)
+    assert all(c is not None for c in hook_on.caches)
+    assert len(hook_on.scores) == len(hook_off.scores) == 3
+    assert hook_on.scores == hook_off.scores  # bitwise, every image, every epoch
+    # The student changes between epochs, so equal scores are not equal by accident.
+    assert hook_on.scores[0] != hook_on.scores[2]
+
+
+def test_trained_timm_backbone_runs_channels_last_and_matches_contiguous():
+    from adtool.models.backbones.timm_backbone import TimmBackbone
+
+    torch.manual_seed(0)
+    common = dict(arch="tf_efficientnet_lite0", out_indices=(1, 2, 3), weights=None)
+    fast = TimmBackbone(frozen=False, **common)
+    plain = TimmBackbone(frozen=False, train_memory_format="contiguous", **common)
+    plain.load_state_dict(fast.state_dict())
+    frozen = TimmBackbone(frozen=True, **common)
+    conv = fast.model.conv_stem.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.model.conv_stem.weight.is_contiguous()
+    assert frozen.model.conv_stem.weight.is_contiguous()  # a frozen one is left as loaded
+    x = torch.randn(2, 3, 32, 32)
+    fast.train(), plain.train()
+    out_fast, out_plain = fast(x), plain(x)
+    assert out_fast[0].is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(out_fast, out_plain):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)  # float rounding only
+    sum(o.square().mean() for o in out_fast).backward()
+    sum(o.square().mean() for o in out_plain).backward()
+    # Summed in another order: equal up to rounding, which a wrong layout would exceed.
+    grad_fast, grad_plain = fast.model.conv_stem.weight.grad, plain.model.conv_stem.weight.grad
+    assert float((grad_fast - grad_plain).norm() / grad_plain.norm()) < 1e-3
+    with pytest.raises(ConfigError, match="train_memory_format must be one of"):
+        TimmBackbone(frozen=False, train_memory_format="nhwc", **common)
+
+
+@pytest.mark.parametrize("case", sorted(VAL_CASES))
+def test_cached_eval_features_give_the_uncached_outputs(case):
+    cfg = load_config(VAL_CASES[case])
+    _random_backbones(cfg.model)
+    if "input_size" in cfg.model:
+        cfg.model["input_size"] = 32
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.eval()
+    assert model.splits_eval_features()
+    inputs = torch.randn(3, 3, 32, 32)
+
+    def samples():
+        return [AnomalyDataSample(metainfo=dict(img_path=f"{i}.png")) for i in range(3)]
+
+    with torch.no_grad():
+        scores, maps = model.anomaly_outputs(inputs)
+        model.eval_feature_cache = FrozenFeatureCache(max_bytes=1 << 30)
+        for _ in range(2):  # computed, then read back
+            got = model.predict(inputs, samples())
+            assert torch.equal(torch.stack([s.pred_score for s in got]), scores)
+            assert torch.equal(torch.stack([s.anomaly_map for s in got]), maps)
+        model.predict_maps = False
+        got = model.predict(inputs, samples())
+    assert torch.equal(torch.stack([s.pred_score for s in got]), scores)
+    assert "anomaly_map" not in got[0]
+    assert model.eval_feature_cache.hits == 6 and model.eval_feature_cache.misses == 3

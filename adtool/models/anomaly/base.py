@@ -91,6 +91,8 @@ class BaseAnomalyModel(BaseModel):
         self.postprocessor = PostProcessor()
         # A FrozenFeatureCache while the engine caches the frozen part's outputs, else None.
         self.feature_cache = None
+        # The same for the fixed validation images, attached only while validating.
+        self.eval_feature_cache = None
         if self.tiler is not None and not self._tiling_supported():
             raise ConfigError(
                 f"{type(self).__name__} does not support tiling (its training reads whole "
@@ -281,6 +283,26 @@ class BaseAnomalyModel(BaseModel):
             and cls.loss_from_features is not base.loss_from_features
         )
 
+    def outputs_from_features(
+        self, features: torch.Tensor | Sequence[torch.Tensor], inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`anomaly_outputs` given :meth:`frozen_features` of ``inputs`` (maybe cached).
+
+        Implemented by methods whose test path starts with the same frozen part as their
+        loss; the engine then caches the frozen part's outputs for the fixed validation
+        images too (``self.eval_feature_cache``, see :meth:`splits_eval_features`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not split its test path")
+
+    @classmethod
+    def splits_eval_features(cls) -> bool:
+        """True when :meth:`anomaly_outputs` is :meth:`outputs_from_features` of the frozen part."""
+        base = BaseAnomalyModel
+        return (
+            cls.frozen_features is not base.frozen_features
+            and cls.outputs_from_features is not base.outputs_from_features
+        )
+
     def feature_cache_refusal(self) -> str | None:
         """Why the frozen features of this model may not be cached, None when they may.
 
@@ -313,7 +335,13 @@ class BaseAnomalyModel(BaseModel):
     def predict(
         self, inputs: torch.Tensor, data_samples: list[AnomalyDataSample] | None
     ) -> list[AnomalyDataSample]:
-        if self.predict_maps:
+        cache = self.eval_feature_cache
+        keys = None if cache is None or self.tiler is not None else sample_keys(data_samples)
+        if keys is not None:
+            features = cache.features(keys, inputs, self.frozen_features)
+            scores, maps = self.outputs_from_features(features, inputs)
+            maps = maps if self.predict_maps else None
+        elif self.predict_maps:
             scores, maps = self.outputs(inputs)
         else:
             scores, maps = self.scores_without_maps(inputs), None

@@ -92,6 +92,12 @@ class FastFlow(BaseAnomalyModel):
 
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        latents, _ = self.head(self.features(inputs))
+        return self.outputs_from_features(self.frozen_features(inputs), inputs)
+
+    @torch.no_grad()
+    def outputs_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        latents, _ = self.head(self.normalize(features))
         maps = self.head.anomaly_map(latents, inputs.shape[-2:])
         return self.image_score_from_map(maps), maps

@@ -89,7 +89,13 @@ class STFPM(BaseAnomalyModel):
 
     @torch.no_grad()
     def anomaly_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        teacher, student = self.features(inputs)
+        return self.outputs_from_features(self.frozen_features(inputs), inputs)
+
+    @torch.no_grad()
+    def outputs_from_features(
+        self, features: list[torch.Tensor], inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher, student = features, self.student(inputs)
         maps = self.head(teacher, student, inputs.shape[-2:])
         maps = self.to_input_map(maps, inputs.shape[-2:], self.blur_sigma)
         return self.image_score_from_map(maps), maps
