@@ -338,3 +338,54 @@ def test_trained_checkpoint_carries_thresholds_in_the_post_processor(trained):
     assert stored["value"] == pytest.approx(results["confusion"]["threshold_value"])
     for name, entry in results["thresholds"].items():
         assert stored["values"][name] == pytest.approx(entry["value"])
+
+
+# ------------------------------------------------ issue 18: what one-image scoring imports
+
+#: Modules that scoring with a PatchCore never needs: FrEIA and scipy.stats (the flow
+#: methods build their flows with them), transformers (mmengine's optimiser builder),
+#: scipy.ndimage (sample data and AUPRO). ``mmengine.optim`` itself is imported by
+#: mmengine's ``BaseModel`` module, the base of every model, so it cannot stay out.
+_NOT_FOR_SCORING = ("FrEIA", "scipy.stats", "transformers", "scipy.ndimage", "torchmetrics")
+
+_SCORE_AND_LIST_MODULES = """
+import json, runpy, sys
+sys.argv = ["tools/infer.py", *sys.argv[1:]]
+try:
+    runpy.run_path("tools/infer.py", run_name="__main__")
+except SystemExit as e:
+    assert not e.code, e.code
+print(json.dumps([m for m in {names!r} if m in sys.modules]))
+"""
+
+
+def test_scoring_one_image_imports_no_flow_or_training_library(trained, tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    _, work, _ = trained
+    image = next((tiny_data / "tiles" / "test" / "crack").glob("*.png"))
+    code = _SCORE_AND_LIST_MODULES.format(names=_NOT_FOR_SCORING)
+    args = [CONFIG, str(work / "epoch_1.pth"), str(image), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--cfg-options", *TINY],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(read_csv(tmp_path / "out" / "predictions.csv")) == 1
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_flow_methods_still_register_and_build_their_flows():
+    from adtool.registry import MODELS, register_all_modules
+
+    register_all_modules()
+    for name in ("FastFlow", "CFlow", "CSFlow", "UFlow", "Flow2DHead", "UShapedFlowHead"):
+        assert MODELS.get(name) is not None, name
+    head = MODELS.build(dict(type="Flow2DHead", feature_shapes=[(8, 4, 4)], flow_steps=2))
+    z, log_det = head([torch.randn(2, 8, 4, 4)])
+    assert z[0].shape == (2, 8, 4, 4) and log_det[0].shape == (2,)
+    assert type(head.flows[0]).__module__.startswith("FrEIA")
