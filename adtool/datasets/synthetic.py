@@ -49,9 +49,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from adtool.fileio import atomic_write_bytes
+
+
+class _Ndimage:
+    """``scipy.ndimage``, imported on first use (it costs ~0.3 s; scoring never needs it)."""
+
+    def __getattr__(self, name: str):
+        from scipy import ndimage as module
+
+        return getattr(module, name)
+
+
+ndimage = _Ndimage()
 
 SAMPLE_DEFECTS: dict[str, tuple[str, ...]] = {
     "disk": ("chip", "dent", "scratch"),

@@ -194,3 +194,31 @@ def run_folded(cache: FoldedNetwork, net: nn.Module, x: torch.Tensor):
     if isinstance(out, torch.Tensor):
         return out.contiguous()
     return [o.contiguous() for o in out]
+
+
+class FoldedNetworks:
+    """One :class:`FoldedNetwork` per named part, for a model with several CNNs of its own.
+
+    Named ``_folded`` on the model, so :meth:`BaseAnomalyModel.train` clears it like a
+    backbone's; copies and pickles start empty.
+    """
+
+    def __init__(self) -> None:
+        self._nets: dict[str, FoldedNetwork] = {}
+
+    def clear(self) -> None:
+        for net in self._nets.values():
+            net.clear()
+
+    def run(self, name: str, net: nn.Module, x: torch.Tensor):
+        """``net(x)`` through the folded channels-last copy kept under ``name``."""
+        return run_folded(self._nets.setdefault(name, FoldedNetwork()), net, x)
+
+    def __deepcopy__(self, memo):
+        return FoldedNetworks()
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()

@@ -142,3 +142,35 @@ def test_inference_import_does_not_pull_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_efficientad_channels_last_path_matches_reference():
+    """EfficientAD's optimised test path (channels-last teacher, student, autoencoder)
+    gives the reference scores and maps up to float error, and keeps its copies."""
+    register_all_modules()
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(
+            type="EfficientAD",
+            data_preprocessor=dict(type="AnomalyDataPreprocessor", mean=[0.0] * 3, std=[1.0] * 3),
+            teacher=dict(type="PDNBackbone", size="small", width=0.125, weights=None),
+            input_size=64,
+            width=0.125,
+            penalty_dir=None,
+        )
+    ).eval()
+    model.quantiles_st.copy_(torch.tensor([0.01, 0.2]))  # not the identity normalisation
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        with reference_inference():
+            ref_scores, ref_maps = model.outputs(x)
+        scores, maps = model.outputs(x)
+        again = model.outputs(x)[0]
+    assert set(model._folded._nets) == {"teacher", "student", "autoencoder"}
+    assert all(n._net is not None for n in model._folded._nets.values())
+    assert not torch.equal(ref_maps, torch.zeros_like(ref_maps))
+    torch.testing.assert_close(scores, ref_scores, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(maps, ref_maps, rtol=1e-5, atol=1e-6)
+    assert torch.equal(again, scores)
+    model.train()  # training never takes the copies
+    assert not model.fast_inference

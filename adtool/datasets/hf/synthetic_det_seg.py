@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from adtool.datasets.hf.seg_masks import IGNORE_INDEX
 from adtool.fileio import atomic_write_bytes, atomic_write_text
@@ -55,6 +54,8 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """(size, size, 3) float background: two muted colours mixed by smooth noise + grain."""
     small = max(2, size // 16)
     noise = rng.standard_normal((small, small)).astype(np.float32)
+    from scipy import ndimage
+
     noise = ndimage.zoom(noise, size / small, order=3)[:size, :size]
     weight = 1.0 / (1.0 + np.exp(-2.0 * noise))
     base = [_hsv_to_rgb(rng.uniform(0, 360), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.7))]
@@ -230,6 +231,8 @@ def make_segmentation_dataset(
     Returns:
         ``root`` as a Path.
     """
+    from scipy import ndimage
+
     _check_args(n_train, n_val, size)
     root = Path(root)
     for split, n in (("train", n_train), ("val", n_val)):

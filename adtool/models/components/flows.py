@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from FrEIA.framework import SequenceINN
-from FrEIA.modules import AllInOneBlock
 from torch import nn
+
+if TYPE_CHECKING:
+    from FrEIA.framework import SequenceINN
 
 #: ``-0.5 * log(2 pi)``: the per-dimension constant of a standard normal's log-density.
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
@@ -77,6 +79,11 @@ def all_in_one_flow(
         cond_dim: Size of a condition vector every block receives (``flow(x, c=[cond])``);
             None for an unconditional flow.
     """
+    # FrEIA imports scipy.stats (about 1 s): loaded here, when a flow is built, so that
+    # registering the flow methods costs nothing to a run that does not use them.
+    from FrEIA.framework import SequenceINN
+    from FrEIA.modules import AllInOneBlock
+
     flow = SequenceINN(*shape)
     cond = {} if cond_dim is None else dict(cond=0, cond_shape=(int(cond_dim),))
     for step in range(steps):

@@ -10,10 +10,10 @@ likelihoods summed, an image its worst pixel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from FrEIA.framework import SequenceINN
 from torch import nn
 
 from adtool.errors import ConfigError
@@ -25,6 +25,9 @@ from adtool.models.components.flows import (
     subnet_fc,
 )
 from adtool.registry import MODELS
+
+if TYPE_CHECKING:  # FrEIA (and scipy.stats) load when a flow is built
+    from FrEIA.framework import SequenceINN
 
 
 def cflow_decoder(

@@ -21,8 +21,6 @@ from adtool.models.backbones.feature_info import size2
 from adtool.models.components.flows import flatten_latents, gaussian_log_likelihood
 from adtool.registry import MODELS
 
-from .cross_scale_flow import cross_scale_flow
-
 
 @MODELS.register_module()
 class CSFlow(BaseAnomalyModel):
@@ -97,6 +95,10 @@ class CSFlow(BaseAnomalyModel):
         ]
         self.feature_shapes = [self.backbone.feature_shapes(size)[0] for size in self.scale_sizes]
         self._check_scales()
+        # The flow's modules subclass FrEIA's (which imports scipy.stats): loaded when
+        # a CS-Flow is built, not when the method registers.
+        from .cross_scale_flow import cross_scale_flow
+
         self.flow = cross_scale_flow(
             self.feature_shapes,
             coupling_blocks=coupling_blocks,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from FrEIA.framework import SequenceINN
 from torch import nn
 
 from adtool.models.components.flows import all_in_one_flow, subnet_conv
 from adtool.registry import MODELS
+
+if TYPE_CHECKING:  # FrEIA (and scipy.stats) load when a flow is built
+    from FrEIA.framework import SequenceINN
 
 __all__ = ["Flow2DHead", "fastflow_flow", "subnet_conv"]
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from FrEIA import framework as ff
-from FrEIA import modules as fm
 from torch import nn
 
 from adtool.errors import ConfigError
 from adtool.models.components.flows import subnet_conv
 from adtool.registry import MODELS
+
+if TYPE_CHECKING:  # FrEIA (and scipy.stats) load when the flow is built
+    from FrEIA import framework as ff
 
 __all__ = ["UShapedFlowHead"]
 
@@ -63,6 +65,9 @@ class UShapedFlowHead(nn.Module):
         self.flow = self._build()
 
     def _stage(self, node: ff.Node, level: int) -> list[ff.Node]:
+        from FrEIA import framework as ff
+        from FrEIA import modules as fm
+
         nodes = []
         for step in range(self.flow_steps):
             node = ff.Node(
@@ -79,6 +84,9 @@ class UShapedFlowHead(nn.Module):
         return nodes
 
     def _build(self) -> ff.GraphINN:
+        from FrEIA import framework as ff
+        from FrEIA import modules as fm
+
         inputs = [
             ff.InputNode(*shape, name=f"features{i}") for i, shape in enumerate(self.feature_shapes)
         ]
