@@ -403,8 +403,24 @@ def ensemble(
         str | None,
         typer.Option("--weights", help="--rule weighted: one weight per member, e.g. 2,1,1."),
     ] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            "--calibration",
+            help="holdout: refit the members without a held-out share of the normal training "
+            "images and normalise on those; train: normalise on the members' own training "
+            "images.",
+        ),
+    ] = "holdout",
+    holdout_fraction: Annotated[
+        float,
+        typer.Option("--holdout-fraction", help="Share of normal training images held out."),
+    ] = 0.2,
+    holdout_seed: Annotated[
+        int, typer.Option("--holdout-seed", help="Seed of the held-out split.")
+    ] = 0,
     force: Annotated[
-        bool, typer.Option("--force", help="Rerun categories whose ensemble finished.")
+        bool, typer.Option("--force", help="Rerun categories whose ensemble finished (and refit).")
     ] = False,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (torch.set_num_threads).")
@@ -413,10 +429,11 @@ def ensemble(
 ) -> None:
     """Ensemble the top-k models per category of a finished benchmark, fit, test, add its row.
 
-    Writes <D>/ensemble_top<k>_<rule>.py, the results into <D>/ensemble_top<k>_<rule>/<category>/
-    and rebuilds benchmark.md/.csv/.json with the ensemble as one more row. --cfg-options go
-    into the ensemble config (e.g. train_dataloader.dataset.indices=[...]: the normal images
-    the statistics are computed on, best ones the members were not fitted on).
+    Writes <D>/ensemble_top<k>_<rule>.py (…_train.py with --calibration train), the results
+    into <D>/<that name>/<category>/ and rebuilds benchmark.md/.csv/.json with the ensemble
+    as one more row. With holdout calibration the refitted members go to
+    <D>/ensemble_members/holdout<fraction>_seed<seed>/ (reused by every rule). --cfg-options
+    go into the ensemble config.
     """
     import shlex
 
@@ -424,7 +441,14 @@ def ensemble(
     from adtool.errors import ConfigError
 
     parts = ["adtool", "ensemble", "--from-benchmark", from_benchmark, "--top-k", str(top_k)]
-    parts += ["--rule", rule, "--categories", categories]
+    parts += ["--rule", rule, "--categories", categories, "--calibration", calibration]
+    if calibration == "holdout":
+        parts += [
+            "--holdout-fraction",
+            f"{holdout_fraction:g}",
+            "--holdout-seed",
+            str(holdout_seed),
+        ]
     if weights:
         parts += ["--weights", weights]
     if threads is not None:
@@ -444,6 +468,9 @@ def ensemble(
             rule=rule,
             categories=categories,
             weights=values,
+            calibration=calibration,
+            holdout_fraction=holdout_fraction,
+            holdout_seed=holdout_seed,
             force=force,
             threads=threads,
             cfg_options=cfg_options,
@@ -471,12 +498,16 @@ def _ensemble_table(summary) -> Table:
     for key in ("image AUROC", "pixel AUROC", "AUPRO"):
         table.add_column(key, justify="right")
         table.add_column("vs best", justify="right")
+    table.add_column("top member as used", justify="right")
     for row in summary.comparison:
-        names = ", ".join(m["name"] for m in summary.members[row["category"]])
+        names = ", ".join(m["name"] for m in summary.members.get(row["category"], []))
         cells = []
         for key in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO"):
             cells += [fmt(row[key]), fmt(row[f"delta_{key}"], sign=True)]
-        table.add_row(row["category"], names, row["best_single"] or "-", *cells)
+        top = " / ".join(
+            fmt(row.get(f"top_member_{k}")) for k in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")
+        )
+        table.add_row(row["category"], names, row["best_single"] or "-", *cells, top)
     return table
 
 

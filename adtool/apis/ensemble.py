@@ -3,13 +3,24 @@
 Layer 5 of ``adtool.apis`` (above :mod:`adtool.apis.benchmark`). Per category, the k best
 finished pairs of ``<D>/benchmark.json`` (image AUROC, ties by pixel AUPRO, pixel AUROC,
 image F1-max: the benchmark's own ranking; earlier ensembles are not candidates) become
-the members of one ``Ensemble`` config, ``<D>/ensemble_top<k>_<rule>.py``, with members
-keyed by category (``dict(disk=[dict(name, config, checkpoint), ...], ...)``; each member
-is its pair's ``config.py`` and the checkpoint its run tested). That config then runs
-through the benchmark's own pair path (:func:`adtool.apis.core.run_category`: the fit
-computes the members' training-image statistics, the test writes the DESIGN.md results
-into ``<D>/<ensemble name>/<category>/``), and the tables ``benchmark.{md,csv,json}`` and
-the heatmap are rebuilt with it as one more row (config) after every category.
+the members of one ``Ensemble`` config, ``<D>/<ensemble name>.py``, with members keyed by
+category (``dict(disk=[dict(name, config, checkpoint), ...], ...)``). That config then
+runs through the benchmark's own pair path (:func:`adtool.apis.core.run_category`: the
+fit computes the members' statistics on the calibration images, the test writes the
+DESIGN.md results into ``<D>/<ensemble name>/<category>/``), and the tables
+``benchmark.{md,csv,json}`` and the heatmap are rebuilt with it as one more row (config)
+after every category.
+
+Calibration (where the statistics come from; never a test image):
+
+* ``'holdout'`` (default; name ``ensemble_top<k>_<rule>``): a seeded ``fraction`` of each
+  category's normal training images is held out (the datasets' ``holdout`` key). Each
+  member's config is refitted/retrained on the rest through the same pair path, into
+  ``<D>/ensemble_members/holdout<fraction>_seed<seed>/<config>/<category>/`` (shared by
+  every rule and k; a finished one is reused), and the ensemble's statistics are computed
+  on the held-out images only;
+* ``'train'`` (name ``ensemble_top<k>_<rule>_train``): the benchmark's own checkpoints,
+  statistics on the training images they were fitted on.
 """
 
 from __future__ import annotations
@@ -25,24 +36,30 @@ from pathlib import Path
 from mmengine.config import Config
 
 from adtool.apis.benchmark import (
+    ERROR_FILE,
     METRICS,
     RANK_KEYS,
     Pair,
     _run_pair,
     collect_rows,
     load_finished,
+    pair_row,
     plan_pairs,
     write_tables,
 )
 from adtool.apis.checkpoints import last_checkpoint
 from adtool.apis.config_index import config_root
-from adtool.apis.core import check_category, parse_cfg_options
+from adtool.apis.core import check_category, load_config, parse_cfg_options
 from adtool.apis.overrides import check_override_keys
 from adtool.errors import ConfigError, DataError
 from adtool.fileio import atomic_write_text
 from adtool.models.anomaly.ensemble.model import member_input_size
 
 RULES = ("mean", "max", "rank", "weighted")
+CALIBRATIONS = ("holdout", "train")
+#: ``<D>/<MEMBERS_DIR>/holdout<fraction>_seed<seed>/``: members refitted without the
+#: held-out images.
+MEMBERS_DIR = "ensemble_members"
 ENSEMBLE_MODEL = "Ensemble"
 # Pipeline steps whose size follows the ensemble's input size.
 _SIZED_STEPS = ("Resize",)
@@ -76,9 +93,86 @@ class EnsembleSummary:
         return text
 
 
-def ensemble_name(top_k: int, rule: str) -> str:
-    """``ensemble_top3_mean``: the config stem, folder and table row of an ensemble."""
-    return f"ensemble_top{top_k}_{rule}"
+def ensemble_name(top_k: int, rule: str, calibration: str = "holdout") -> str:
+    """``ensemble_top3_mean`` (``_train`` appended for ``'train'`` calibration): the
+    config stem, folder and table row of an ensemble."""
+    name = f"ensemble_top{top_k}_{rule}"
+    return name if calibration == "holdout" else f"{name}_{calibration}"
+
+
+def members_dir(work_dir: str | os.PathLike, fraction: float, seed: int) -> Path:
+    """Where the members refitted without the held-out images go."""
+    return Path(work_dir) / MEMBERS_DIR / f"holdout{fraction:g}_seed{seed}"
+
+
+def _holdout(fraction: float, seed: int, keep: str) -> dict:
+    return {"fraction": float(fraction), "seed": int(seed), "keep": keep}
+
+
+def _member_entry(name: str, pair_dir: Path, row: dict) -> dict:
+    config = pair_dir / "config.py"
+    if not config.is_file():
+        raise DataError(
+            f"{config} not found; the benchmark pair {name}/{pair_dir.name} must be "
+            "rerun (tools/benchmark.py --force)"
+        )
+    return {
+        "name": name,
+        "config": str(config.resolve()),
+        "checkpoint": str(tested_checkpoint(pair_dir)),
+        **{k: row.get(k) for k in METRICS},
+    }
+
+
+def refit_members(
+    members: dict[str, list[dict]],
+    work_dir: Path,
+    fraction: float,
+    seed: int,
+    *,
+    force: bool = False,
+    console=None,
+) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Each member refitted/retrained on its category's training images minus the held-out
+    ``fraction`` (its benchmark config, ``train_dataloader.dataset.holdout`` added), and
+    tested, through the benchmark's pair path; finished ones are reused unless ``force``.
+
+    Returns:
+        Per category the refitted members (their config, tested checkpoint and test
+        metrics), and per category whose member failed, the reason (see its error.txt).
+    """
+    root = members_dir(work_dir, fraction, seed)
+    refitted, failed = {}, {}
+    for category, ms in members.items():
+        out = []
+        for m in ms:
+            cfg = load_config(m["config"])
+            for key in ("train_dataloader", "test_dataloader"):
+                cfg[key]["dataset"]["category"] = category
+            cfg.train_dataloader.dataset.holdout = _holdout(fraction, seed, "rest")
+            pair = Pair(m["name"], category, root / m["name"] / category, "?", cfg)
+            if force or load_finished(pair.out_dir, category) is None:
+                start = time.perf_counter()
+                if force:
+                    (pair.out_dir / "results.json").unlink(missing_ok=True)
+                _run_pair(pair)
+                if console is not None:
+                    console.print(
+                        f"member {m['name']}/{category} refitted without the held-out "
+                        f"{fraction:g} ({time.perf_counter() - start:.1f} s)",
+                        highlight=False,
+                    )
+            row = pair_row(pair)
+            if row["status"] != "ok":
+                failed[category] = (
+                    f"member {m['name']} refitted without the held-out images failed: "
+                    f"{row['reason']} (see {pair.out_dir / ERROR_FILE})"
+                )
+                break
+            out.append(_member_entry(m["name"], pair.out_dir, row))
+        if category not in failed:
+            refitted[category] = out
+    return refitted, failed
 
 
 def read_benchmark(work_dir: str | os.PathLike) -> dict:
@@ -176,24 +270,9 @@ def select_members(
                 f"category '{category}' has {len(best)} finished model(s) in {work_dir}; an "
                 "ensemble needs two or more (finish the benchmark's pairs first)"
             )
-        members = []
-        for row in best:
-            pair_dir = work_dir / row["config"] / category
-            config = pair_dir / "config.py"
-            if not config.is_file():
-                raise DataError(
-                    f"{config} not found; the benchmark pair {row['config']}/{category} must be "
-                    "rerun (tools/benchmark.py --force)"
-                )
-            members.append(
-                {
-                    "name": row["config"],
-                    "config": str(config.resolve()),
-                    "checkpoint": str(tested_checkpoint(pair_dir)),
-                    **{k: row.get(k) for k in METRICS},
-                }
-            )
-        selected[category] = members
+        selected[category] = [
+            _member_entry(row["config"], work_dir / row["config"] / category, row) for row in best
+        ]
     return selected
 
 
@@ -212,11 +291,12 @@ def ensemble_config_text(
     top_k: int,
     source: str | None = None,
     cfg_options: dict | Sequence[str] | None = None,
+    holdout: dict | None = None,
 ) -> str:
     """The text of an ensemble config: runtime + fit schedule, the top member's data
-    loaders at the largest member input size, and the Ensemble model; then
-    ``cfg_options`` (``--cfg-options`` style, e.g. the training images the statistics are
-    computed on), checked like any override."""
+    loaders at the largest member input size (``holdout``: the training loader keeps the
+    held-out images only; None: every training image), and the Ensemble model; then
+    ``cfg_options`` (``--cfg-options`` style), checked like any override."""
     member_cfgs = {m["config"]: Config.fromfile(m["config"]) for ms in members.values() for m in ms}
     sizes = [member_input_size(c, Path(p).parent.parent.name) for p, c in member_cfgs.items()]
     size = (max(h for h, _ in sizes), max(w for _, w in sizes))
@@ -230,6 +310,9 @@ def ensemble_config_text(
         loader = copy.deepcopy(top[key].to_dict())
         loader["dataset"]["pipeline"] = _resize_pipeline(loader["dataset"]["pipeline"], size)
         loader["dataset"]["category"] = first_category
+        loader["dataset"].pop("holdout", None)
+        if key == "train_dataloader" and holdout is not None:
+            loader["dataset"]["holdout"] = _holdout(holdout["fraction"], holdout["seed"], "held")
         loaders[key] = loader
     model = dict(
         type=ENSEMBLE_MODEL,
@@ -256,9 +339,19 @@ def ensemble_config_text(
     if options:
         check_override_keys(body, options)
         body.merge_from_dict(options)
+    if holdout is None:
+        where = "# their scores and maps normalised on the normal training images they were fitted"
+        where += f"\n# on, and fused by '{rule}'."
+    else:
+        where = (
+            f"# each refitted without a held-out {holdout['fraction']:g} of the normal training "
+            f"images (seed {holdout['seed']}),\n# their scores and maps normalised on those "
+            f"held-out images and fused by '{rule}'."
+        )
     lines = [
-        f"# {ensemble_name(top_k, rule)}: the top {top_k} models per category of a benchmark,",
-        f"# their scores and maps normalised on normal training images and fused by '{rule}'.",
+        f"# {ensemble_name(top_k, rule, 'train' if holdout is None else 'holdout')}: the top "
+        f"{top_k} models per category of a benchmark,",
+        where,
         "# Written by tools/ensemble.py"
         + (f" from {source}" if source else "")
         + f" on {time.strftime('%Y-%m-%d %H:%M:%S')}.",
@@ -274,6 +367,8 @@ def ensemble_config_text(
             for m in ms
         )
         lines.append(f"#   {category}: {names}")
+    if holdout is not None:
+        lines.append("# (image AUROCs: the refitted members', tested on the whole test split)")
     return "\n".join(lines) + "\n" + body.pretty_text
 
 
@@ -289,8 +384,15 @@ def _table_pairs(payload: dict, work_dir: Path, skip: set[tuple[str, str]]) -> l
     return pairs
 
 
-def compare_rows(rows: list[dict], name: str, categories: Sequence[str]) -> list[dict]:
-    """Per category: the ensemble's metrics, the best single model's, and who wins."""
+def compare_rows(
+    rows: list[dict],
+    name: str,
+    categories: Sequence[str],
+    members: dict[str, list[dict]] | None = None,
+) -> list[dict]:
+    """Per category: the ensemble's metrics, the best single model's (the benchmark's),
+    who wins, and with ``members`` the top member's metrics as the ensemble used it
+    (``top_member_*``: refitted without the held-out images under holdout calibration)."""
     out = []
     for category in categories:
         own = next(r for r in rows if r["config"] == name and r["category"] == category)
@@ -308,6 +410,10 @@ def compare_rows(rows: list[dict], name: str, categories: Sequence[str]) -> list
             entry[key] = mine
             entry[f"best_{key}"] = theirs
             entry[f"delta_{key}"] = None if mine is None or theirs is None else mine - theirs
+        top = ((members or {}).get(category) or [None])[0]
+        entry["top_member"] = None if top is None else top["name"]
+        for key in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO"):
+            entry[f"top_member_{key}"] = None if top is None else top.get(key)
         out.append(entry)
     return out
 
@@ -319,6 +425,9 @@ def run_ensemble(
     rule: str = "mean",
     categories: str | Sequence[str] | None = None,
     weights: Sequence[float] | None = None,
+    calibration: str = "holdout",
+    holdout_fraction: float = 0.2,
+    holdout_seed: int = 0,
     force: bool = False,
     threads: int | None = None,
     cfg_options: dict | Sequence[str] | None = None,
@@ -334,11 +443,17 @@ def run_ensemble(
         categories: ``'a,b'``, a list, or None / ``'all'`` for every benchmark category.
         weights: ``'weighted'``: one weight per member (best first). Defaults to None
             (equal weights).
-        force: Rerun categories whose ensemble results are finished. Defaults to False.
+        calibration: ``'holdout'``: refit each member without a held-out share of the
+            normal training images and compute the statistics on those; ``'train'``:
+            the benchmark's members, statistics on their own training images. Defaults to
+            ``'holdout'``.
+        holdout_fraction: ``'holdout'``: the share of normal training images held out.
+            Defaults to 0.2.
+        holdout_seed: ``'holdout'``: the seed of the split. Defaults to 0.
+        force: Rerun categories whose ensemble results are finished (and, under
+            ``'holdout'``, refit their members again). Defaults to False.
         threads: ``torch.set_num_threads`` for the run. Defaults to None.
-        cfg_options: Overrides written into the ensemble config, e.g.
-            ``train_dataloader.dataset.indices=[30, ..., 39]``: compute the statistics on
-            normal images the members were not fitted on. Defaults to None.
+        cfg_options: Overrides written into the ensemble config. Defaults to None.
         command: The command line, recorded in ``benchmark.json``. Defaults to None.
         console: rich console for progress lines. Defaults to a stderr console.
 
@@ -346,8 +461,9 @@ def run_ensemble(
         The config written, the members and the ensemble-vs-best comparison per category.
 
     Raises:
-        ConfigError: for an unknown rule, weights for another rule or of the wrong length,
-            ``top_k < 2``, or a category the benchmark lacks.
+        ConfigError: for an unknown rule or calibration, a holdout fraction outside
+            (0, 1), weights for another rule or of the wrong length, ``top_k < 2``, or a
+            category the benchmark lacks.
         DataError: when the benchmark is missing, a category has fewer than two finished
             models, or a member's files are missing.
     """
@@ -356,6 +472,13 @@ def run_ensemble(
     console = console or Console(stderr=True)
     if rule not in RULES:
         raise ConfigError(f"unknown rule '{rule}'; use one of {', '.join(RULES)}")
+    if calibration not in CALIBRATIONS:
+        raise ConfigError(
+            f"unknown calibration '{calibration}'; use holdout (statistics on held-out normal "
+            "training images) or train (on the members' own training images)"
+        )
+    if calibration == "holdout" and not 0 < holdout_fraction < 1:
+        raise ConfigError(f"--holdout-fraction must be in (0, 1), got {holdout_fraction}")
     if weights is not None and rule != "weighted":
         raise ConfigError(f"--weights applies to --rule weighted only (got --rule {rule})")
     if weights is not None and len(weights) != top_k:
@@ -386,12 +509,28 @@ def run_ensemble(
             f"category '{short}' has only {len(members[short])} finished models for "
             f"{top_k} weights; pass fewer --weights with a smaller --top-k"
         )
-    name = ensemble_name(top_k, rule)
+    name = ensemble_name(top_k, rule, calibration)
+    holdout = None
+    failed: dict[str, str] = {}
+    if calibration == "holdout":
+        holdout = {"fraction": float(holdout_fraction), "seed": int(holdout_seed)}
+        members, failed = refit_members(
+            members, work_dir, holdout_fraction, holdout_seed, force=force, console=console
+        )
+        if not members:
+            first = next(iter(failed.values()))
+            raise DataError(f"no category's members could be refitted; {first}")
     config_path = work_dir / f"{name}.py"
     atomic_write_text(
         config_path,
         ensemble_config_text(
-            members, rule, weights, top_k, source=str(work_dir), cfg_options=cfg_options
+            members,
+            rule,
+            weights,
+            top_k,
+            source=str(work_dir),
+            cfg_options=cfg_options,
+            holdout=holdout,
         ),
     )
     ens_pairs = plan_pairs([config_path], work_dir, categories=",".join(chosen))
@@ -399,8 +538,16 @@ def run_ensemble(
     all_pairs = [*others, *ens_pairs]
     settings = dict(payload.get("settings") or {})
     ensembles = dict(settings.get("ensembles") or {})
+    calibration_setting = {"calibration": calibration, "holdout": holdout}
+    previous = ensembles.get(name) or {}
+    # Results of another calibration (or an older run that recorded none) are stale.
+    stale = {k: previous.get(k) for k in calibration_setting} != calibration_setting
     ensembles[name] = {
         "rule": rule,
+        **calibration_setting,
+        "members_dir": None
+        if holdout is None
+        else str(members_dir(work_dir, holdout_fraction, holdout_seed)),
         "top_k": top_k,
         "weights": None if weights is None else [float(w) for w in weights],
         "cfg_options": [f"{k}={v}" for k, v in parse_cfg_options(cfg_options).items()],
@@ -410,7 +557,16 @@ def run_ensemble(
     }
     settings["ensembles"] = ensembles
     table_command = payload.get("command")
-    to_run = [p for p in ens_pairs if force or load_finished(p.out_dir, p.category) is None]
+    for pair in ens_pairs:
+        if pair.category in failed:
+            (pair.out_dir / "results.json").unlink(missing_ok=True)
+            atomic_write_text(pair.out_dir / ERROR_FILE, f"DataError: {failed[pair.category]}\n")
+    to_run = [
+        p
+        for p in ens_pairs
+        if p.category not in failed
+        and (force or stale or load_finished(p.out_dir, p.category) is None)
+    ]
     write_tables(work_dir, *collect_rows(all_pairs), settings, table_command)
     console.print(
         f"{name}: {len(ens_pairs)} categories, {len(ens_pairs) - len(to_run)} already "
@@ -419,7 +575,7 @@ def run_ensemble(
     )
     for pair in to_run:
         start = time.perf_counter()
-        if force:
+        if force or stale:
             (pair.out_dir / "results.json").unlink(missing_ok=True)
         _run_pair(pair)
         rows, means = collect_rows(all_pairs)
@@ -440,7 +596,7 @@ def run_ensemble(
         name,
         config_path,
         members,
-        compare_rows(rows, name, chosen),
+        compare_rows(rows, name, chosen, members),
         ran=len(to_run),
         skipped=len(ens_pairs) - len(to_run),
     )

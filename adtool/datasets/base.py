@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from PIL import Image
@@ -29,6 +30,54 @@ from adtool.registry import TRANSFORMS
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLITS = ("train", "test")
 SAMPLE_DATA_HINT = "or run `python tools/make_sample_data.py` for sample data"
+#: ``holdout=dict(keep=...)``: the images a model is fitted on, or the held-out ones.
+HOLDOUT_PARTS = ("rest", "held")
+
+
+def check_holdout(holdout, owner: str = "dataset") -> dict | None:
+    """``holdout`` with its defaults filled in (``fraction=0.2, seed=0, keep='rest'``), or
+    None.
+
+    Raises:
+        ConfigError: for an unknown key, a fraction outside (0, 1) or an unknown part.
+    """
+    if holdout is None:
+        return None
+    if not isinstance(holdout, dict):
+        raise ConfigError(
+            f"{owner} holdout must be dict(fraction=0.2, seed=0, keep='rest'|'held'), "
+            f"got {holdout!r}"
+        )
+    unknown = sorted(set(holdout) - {"fraction", "seed", "keep"})
+    if unknown:
+        raise ConfigError(
+            f"{owner} holdout has unknown key '{unknown[0]}'; it takes fraction, seed and keep"
+        )
+    spec = {"fraction": 0.2, "seed": 0, "keep": "rest", **holdout}
+    fraction = spec["fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise ConfigError(f"{owner} holdout fraction must be in (0, 1), got {fraction!r}")
+    if spec["keep"] not in HOLDOUT_PARTS:
+        raise ConfigError(
+            f"{owner} holdout keep must be 'rest' (the images to fit on) or 'held' (the "
+            f"held-out ones), got {spec['keep']!r}"
+        )
+    if isinstance(spec["seed"], bool) or not isinstance(spec["seed"], int):
+        raise ConfigError(f"{owner} holdout seed must be an integer, got {spec['seed']!r}")
+    return {"fraction": float(fraction), "seed": int(spec["seed"]), "keep": spec["keep"]}
+
+
+def held_out_indices(n: int, fraction: float, seed: int = 0) -> list[int]:
+    """Sorted indices of the ``round(fraction * n)`` items held out of ``n`` (at least one,
+    at most ``n - 1``), drawn by a permutation seeded with ``seed``.
+
+    The same ``n``, ``fraction`` and ``seed`` give the same indices on every machine
+    (numpy's PCG64 generator).
+    """
+    if n < 2:
+        return []
+    count = min(max(int(round(fraction * n)), 1), n - 1)
+    return sorted(np.random.default_rng(seed).permutation(n)[:count].tolist())
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -127,6 +176,14 @@ class BaseAnomalyDataset(BaseDataset):
         test_mode: mmengine's flag: a pipeline returning None is an error instead of a
             refetch. Defaults to False.
         indices: Keep only these items (or the first ``n`` if an int). Defaults to None.
+        holdout: ``dict(fraction=0.2, seed=0, keep='rest'|'held')``: split the normal
+            training images (sorted by path) by a seeded permutation into a held-out
+            ``fraction`` and the rest, and keep one part: ``'rest'`` to fit a model on,
+            ``'held'`` for statistics on normal images that model never saw (the
+            ensemble's calibration). The same fraction and seed give complementary parts.
+            Anomalous training images (Folder's ``abnormal_train_dir``) always stay in
+            ``'rest'``; ``indices`` then applies to the part kept. Train split only.
+            Defaults to None (every training image).
         serialize_data: Store the item list as one numpy buffer (saves memory in
             dataloader workers). Defaults to True.
         lazy_init: Defer scanning the folders until first use. Defaults to False.
@@ -156,6 +213,7 @@ class BaseAnomalyDataset(BaseDataset):
         serialize_data: bool = True,
         lazy_init: bool = False,
         max_refetch: int = 1000,
+        holdout: dict | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ConfigError(
@@ -165,6 +223,12 @@ class BaseAnomalyDataset(BaseDataset):
             if self.DEFAULT_ROOT is None:
                 raise ConfigError(f"{type(self).__name__} needs data_root; pass --data-root")
             data_root = self.DEFAULT_ROOT
+        self.holdout = check_holdout(holdout, type(self).__name__)
+        if self.holdout is not None and split != "train":
+            raise ConfigError(
+                f"{type(self).__name__} holdout applies to split='train' only (the test split "
+                "is never held out); remove holdout from the test dataset"
+            )
         self.category = category
         self.split = split
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
@@ -331,7 +395,21 @@ class BaseAnomalyDataset(BaseDataset):
                 f"{self.split} images at {self.expected_split_location()} (expected "
                 f"{self.LAYOUT}; image extensions {', '.join(IMG_EXTENSIONS)})"
             )
-        return data_list
+        return data_list if self.holdout is None else self._hold_out(data_list)
+
+    def _hold_out(self, data_list: list[dict]) -> list[dict]:
+        """The part of ``data_list`` that ``holdout`` keeps (see the class)."""
+        normal = [i for i, d in enumerate(data_list) if d["gt_label"] == 0]
+        if len(normal) < 2:
+            raise DataError(
+                f"{self.DATASET_NAME} category '{self.category_name(self.data_root)}' has "
+                f"{len(normal)} normal training image(s); holdout needs two or more (add "
+                "images or remove holdout)"
+            )
+        fraction, seed = self.holdout["fraction"], self.holdout["seed"]
+        held = {normal[i] for i in held_out_indices(len(normal), fraction, seed)}
+        keep_held = self.holdout["keep"] == "held"
+        return [d for i, d in enumerate(data_list) if (i in held) == keep_held]
 
     def item(
         self,

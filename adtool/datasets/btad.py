@@ -32,6 +32,7 @@ class BTAD(BaseAnomalyDataset):
         serialize_data: See :class:`BaseAnomalyDataset`. Defaults to True.
         lazy_init: See :class:`BaseAnomalyDataset`. Defaults to False.
         max_refetch: See :class:`BaseAnomalyDataset`. Defaults to 1000.
+        holdout: See :class:`BaseAnomalyDataset`. Defaults to None.
     """
 
     CATEGORIES = ("01", "02", "03")

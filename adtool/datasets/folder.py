@@ -90,6 +90,7 @@ class Folder(BaseAnomalyDataset):
         serialize_data: See :class:`BaseAnomalyDataset`. Defaults to True.
         lazy_init: See :class:`BaseAnomalyDataset`. Defaults to False.
         max_refetch: See :class:`BaseAnomalyDataset`. Defaults to 1000.
+        holdout: See :class:`BaseAnomalyDataset`. Defaults to None.
     """
 
     DATASET_NAME = "Folder"
@@ -115,6 +116,7 @@ class Folder(BaseAnomalyDataset):
         serialize_data: bool = True,
         lazy_init: bool = False,
         max_refetch: int = 1000,
+        holdout: dict | None = None,
     ) -> None:
         if not 0.0 <= normal_split_ratio < 1.0:
             raise ConfigError(
@@ -137,6 +139,7 @@ class Folder(BaseAnomalyDataset):
             serialize_data=serialize_data,
             lazy_init=lazy_init,
             max_refetch=max_refetch,
+            holdout=holdout,
         )
 
     def category_name(self, data_root: str | Path) -> str:

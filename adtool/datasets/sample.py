@@ -30,6 +30,7 @@ class SampleDataset(MVTecAD):
         serialize_data: See :class:`BaseAnomalyDataset`. Defaults to True.
         lazy_init: See :class:`BaseAnomalyDataset`. Defaults to False.
         max_refetch: See :class:`BaseAnomalyDataset`. Defaults to 1000.
+        holdout: See :class:`BaseAnomalyDataset`. Defaults to None.
     """
 
     DATASET_NAME = "sample dataset"

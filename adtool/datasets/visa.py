@@ -60,6 +60,7 @@ class VisA(BaseAnomalyDataset):
         serialize_data: See :class:`BaseAnomalyDataset`. Defaults to True.
         lazy_init: See :class:`BaseAnomalyDataset`. Defaults to False.
         max_refetch: See :class:`BaseAnomalyDataset`. Defaults to 1000.
+        holdout: See :class:`BaseAnomalyDataset`. Defaults to None.
     """
 
     CATEGORIES = (
@@ -95,6 +96,7 @@ class VisA(BaseAnomalyDataset):
         serialize_data: bool = True,
         lazy_init: bool = False,
         max_refetch: int = 1000,
+        holdout: dict | None = None,
     ) -> None:
         self.split_csv = split_csv
         super().__init__(
@@ -107,6 +109,7 @@ class VisA(BaseAnomalyDataset):
             serialize_data=serialize_data,
             lazy_init=lazy_init,
             max_refetch=max_refetch,
+            holdout=holdout,
         )
 
     @classmethod

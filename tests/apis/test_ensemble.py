@@ -1,13 +1,15 @@
 """Ensembles: tools/ensemble.py end to end, each rule against a direct computation,
-training-only statistics, the checkpoint round trip.
+statistics from held-out normal training images only, the checkpoint round trip.
 
 One tiny benchmark serves every test (one module, so that the runs are made once):
 PatchCore and DFM at 64 px and PaDiM at 48 px (the ensemble resizes for it), random
 weights, on the two tiny sample categories (each pair fits in seconds). Then ``adtool
 ensemble`` (the command tools/ensemble.py runs) picks the top 3 per category from
-benchmark.json, fits (training-image statistics) and tests the ensemble through the run
-path, and the tables gain its row; ``tools/infer.py`` on the saved ensemble of the second
-category (not the config's default one) loads that category's members.
+benchmark.json, refits them without a seeded half of the 6 normal training images
+(holdout calibration), fits the statistics on that held-out half and tests the ensemble
+through the run path, and the tables gain its row; ``tools/infer.py`` on the saved
+ensemble of the second category (not the config's default one) loads that category's
+members. A second ensemble uses ``--calibration train`` (the benchmark's own members).
 """
 
 import csv
@@ -40,6 +42,7 @@ BASES = (
 )
 NAME = "ensemble_top3_mean"
 CATEGORY = "disk"
+FRACTION = 0.5  # 3 of the 6 tiny training images held out
 
 
 def write_tiny_config(folder: Path, base: str, size: int = 64) -> Path:
@@ -69,7 +72,17 @@ def ensembled(tiny_data, tmp_path_factory):
     assert not summary.failed
     done = CliRunner().invoke(
         app,
-        expand_cfg_options(["ensemble", "--from-benchmark", str(work), "--top-k", "3"]),
+        expand_cfg_options(
+            [
+                "ensemble",
+                "--from-benchmark",
+                str(work),
+                "--top-k",
+                "3",
+                "--holdout-fraction",
+                str(FRACTION),
+            ]
+        ),
     )
     assert done.exit_code == 0, done.output
     return work, done.output
@@ -100,7 +113,23 @@ def test_the_table_gains_the_ensemble_row(ensembled):
         ranked = [r["config"] for r in top_pairs(singles, category, 3)]
         assert [m["name"] for m in results["model_info"]["members"]] == ranked
         assert results["model_info"]["rule"] == "mean"
-    assert "ensemble_top3_mean" in payload["settings"]["ensembles"]
+        # Statistics on the 3 held-out images, none of which a member was fitted on.
+        assert results["model_info"]["calibration"] == {
+            "kind": "holdout",
+            "images": 3,
+            "member_training_images": [3, 3, 3],
+            "shared_with_members": [0, 0, 0],
+        }
+        # The members are the refitted copies, tested like any pair.
+        cfg = load_config(work / "ensemble_top3_mean.py")
+        members_root = work / "ensemble_members" / "holdout0.5_seed0"
+        for member in cfg.model["members"][category]:
+            refit = members_root / member["name"] / category
+            assert Path(member["checkpoint"]).parent == refit.resolve()
+            assert json.loads((refit / "results.json").read_text())["n_train"] == 3
+    setting = payload["settings"]["ensembles"]["ensemble_top3_mean"]
+    assert setting["calibration"] == "holdout"
+    assert setting["holdout"] == {"fraction": 0.5, "seed": 0}
     means = [m for m in payload["means"] if m["config"] == "ensemble_top3_mean"]
     assert len(means) == 1 and means[0]["status"] == "ok"
     with open(work / "benchmark.csv", newline="") as f:
@@ -113,15 +142,27 @@ def test_the_table_gains_the_ensemble_row(ensembled):
 
 def test_a_second_rule_adds_a_row_and_keeps_the_first(ensembled, monkeypatch):
     work, _ = ensembled
-    # tools/ensemble.py itself, as a user runs it.
+    # tools/ensemble.py itself, as a user runs it: train calibration (the benchmark's
+    # members, statistics on the images they were fitted on).
     argv = ["tools/ensemble.py", "--from-benchmark", str(work), "--top-k", "2"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--rule", "rank", "--categories", "tiles"])
+    argv += ["--rule", "rank", "--categories", "tiles", "--calibration", "train"]
+    monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(REPO / "tools" / "ensemble.py"), run_name="__main__")
     assert stop.value.code in (0, None)
     configs = {r["config"] for r in json.loads((work / "benchmark.json").read_text())["pairs"]}
-    assert {"ensemble_top3_mean", "ensemble_top2_rank"} <= configs
+    assert {"ensemble_top3_mean", "ensemble_top2_rank_train"} <= configs
     assert len([c for c in configs if not c.startswith("ensemble")]) == 3
+    results = json.loads((work / "ensemble_top2_rank_train" / "tiles" / "results.json").read_text())
+    assert results["model_info"]["calibration"] == {
+        "kind": "train",
+        "images": 6,
+        "member_training_images": [6, 6],
+        "shared_with_members": [6, 6],
+    }
+    cfg = load_config(work / "ensemble_top2_rank_train.py")
+    for member in cfg.model["members"]["tiles"]:
+        assert Path(member["checkpoint"]).parent == (work / member["name"] / "tiles").resolve()
 
 
 def test_infer_loads_the_members_of_the_checkpoint_category(ensembled, tmp_path):
@@ -167,11 +208,32 @@ def batch(cfg: Config, split_key: str) -> torch.Tensor:
     return torch.stack([dataset[i]["inputs"] for i in range(len(dataset))]).float()
 
 
-def test_statistics_are_those_of_the_training_images(fitted):
+def dataset_paths(loader: dict, category: str = CATEGORY) -> set[str]:
+    spec = loader["dataset"].to_dict()
+    spec.update(category=category, pipeline=[])
+    dataset = DATASETS.build(spec)
+    return {dataset.get_data_info(i)["img_path"] for i in range(len(dataset))}
+
+
+def test_held_out_images_are_disjoint_from_the_members_training_images(fitted, tiny_data):
+    cfg, _, _ = fitted
+    held = dataset_paths(cfg.train_dataloader)
+    every = {str(p) for p in (Path(tiny_data) / CATEGORY / "train" / "good").glob("*.png")}
+    assert len(held) == 3 and held < every
+    for member in cfg.model["members"][CATEGORY]:
+        member_cfg = load_config(member["config"])
+        fitted_on = dataset_paths(member_cfg.train_dataloader)
+        assert not held & fitted_on and held | fitted_on == every
+    test = dataset_paths(cfg.test_dataloader)
+    assert not held & test
+
+
+def test_statistics_are_those_of_the_held_out_images(fitted):
     cfg, out, _ = fitted
     model, _ = load_model(cfg, last_checkpoint(out))
     with torch.no_grad():
         scores, maps = model.all_member_outputs(batch(cfg, "train_dataloader"))
+    assert scores.shape == (3, 3)  # 3 members x the 3 held-out images
     norm = model.normalizer
     s = scores.double().numpy()
     np.testing.assert_allclose(norm.score_mean.numpy(), s.mean(1), rtol=1e-5, atol=1e-9)
@@ -283,7 +345,8 @@ def test_checkpoint_round_trip(fitted):
     model, _ = load_model(cfg, path)
     for key in ("score_mean", "score_std", "map_mean", "map_std", "train_scores", "map_table"):
         assert torch.equal(getattr(model.normalizer, key), saved[f"normalizer.{key}"]), key
-    assert model.normalizer.train_scores.shape == (3, 6)  # the checkpoint's size, 6 images
+    assert model.normalizer.train_scores.shape == (3, 3)  # the checkpoint's size, 3 images
+    assert int(model.normalizer.calibration_images) == 3  # recorded in the checkpoint
     assert any(k.startswith("members.2.head.") for k in saved)  # members travel with it
     stored = model.postprocessor.thresholds()
     assert stored is not None

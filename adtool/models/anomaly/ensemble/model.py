@@ -1,18 +1,24 @@
-"""Ensemble: trained anomaly models, their scores and maps normalised on normal training
-images and fused by a rule.
+"""Ensemble: trained anomaly models, their scores and maps normalised on normal images and
+fused by a rule.
 
 No paper: the step the original framework describes for a quality engineer ("compare many
 models on the product, then combine the best 3-5"). Each member is a trained adtool model
 (its config + checkpoint, loaded by :func:`adtool.apis.checkpoints.load_model`) and keeps
 its own preprocessing. Its image score and anomaly map are put on a common scale with
-statistics of the NORMAL TRAINING images only (:class:`MemberNormalizer`, fitted by the
-``FitLoop`` pass that ``tools/train.py`` runs), then fused:
+statistics of the NORMAL images of the ensemble's training loader only (the calibration
+images; :class:`MemberNormalizer`, fitted by the ``FitLoop`` pass that ``tools/train.py``
+runs), then fused. ``tools/ensemble.py`` makes them normal training images that no member
+was fitted on (``holdout=dict(keep='held')`` on the ensemble's training dataset, the
+members retrained with ``keep='rest'``): a member scores its own training images lower
+than new normal ones (a memory bank: almost zero), which would shrink its standard
+deviation and let it dominate the fusion. The fit records, per member, how many
+calibration images it was fitted on (``model_info.calibration`` in results.json). Rules:
 
 * ``mean``: the mean of the members' z-scores ``(s - mean_train) / std_train``;
 * ``max``: their maximum (the most alarmed member decides);
-* ``rank``: the mean of each member's empirical CDF of its training scores (map values:
-  the ECDF of its training pixels), i.e. "what share of normal training images scored
-  lower". It saturates at 1 above the largest training value;
+* ``rank``: the mean of each member's empirical CDF of its calibration scores (map
+  values: the ECDF of its calibration pixels), i.e. "what share of normal calibration
+  images scored lower". It saturates at 1 above the largest calibration value;
 * ``weighted``: the z-scores averaged with the config's ``weights`` (equal by default;
   never fitted on test labels).
 
@@ -31,6 +37,7 @@ pipeline crops, flips or does anything but load, resize and pack is refused.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -40,7 +47,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import nn
 
-from adtool.errors import ConfigError
+from adtool.errors import AdtoolError, ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel
 from adtool.registry import MODELS
 
@@ -79,6 +86,26 @@ def member_input_size(cfg: Config, name: str = "member") -> tuple[int, int]:
             "dict(type='Resize', size=...) so that the ensemble knows its input size"
         )
     return size
+
+
+def member_training_paths(cfg: Config) -> set[str] | None:
+    """The (real) paths of the images a member config's training loader yields, or None
+    when its dataset cannot be listed (moved data, a dataset without paths)."""
+    from adtool.registry import DATASETS
+
+    loader = cfg.get("train_dataloader") or {}
+    spec = loader.get("dataset")
+    if not spec:
+        return None
+    spec = copy.deepcopy(spec.to_dict() if hasattr(spec, "to_dict") else dict(spec))
+    spec["pipeline"] = []
+    try:
+        dataset = DATASETS.build(spec)
+        infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    except (AdtoolError, OSError, KeyError, TypeError, ValueError):
+        return None  # recorded as unknown, never fatal
+    paths = {info.get("img_path") for info in infos}
+    return None if None in paths else {os.path.realpath(str(p)) for p in paths}
 
 
 def _member_name(spec: Mapping, index: int) -> str:
@@ -159,6 +186,7 @@ class Ensemble(BaseAnomalyModel):
         self.register_buffer("weights", self._weights(weights, len(specs)), persistent=False)
         self.normalizer = MemberNormalizer(len(specs), map_quantiles)
         self._collected: list[tuple[torch.Tensor, list]] = []
+        self._collected_paths: list[str] = []
 
     # ------------------------------------------------------------------ building
 
@@ -344,12 +372,18 @@ class Ensemble(BaseAnomalyModel):
                 (float(flat.sum()), float((flat * flat).sum()), flat.numel(), flat[:, ::step])
             )
         self._collected.append((scores.cpu(), summaries))
+        for sample in data_batch.get("data_samples") or []:
+            path = getattr(sample, "img_path", None)
+            if path is not None:
+                self._collected_paths.append(os.path.realpath(str(path)))
 
     def fit(self) -> None:
-        """Fit the normaliser on everything :meth:`fit_step` kept (the training images)."""
+        """Fit the normaliser on everything :meth:`fit_step` kept (the calibration images)
+        and record how many of them each member was fitted on."""
         if not self._collected:
             raise RuntimeError("Ensemble.fit() called before any fit_step")
         batches, self._collected = self._collected, []
+        paths, self._collected_paths = set(self._collected_paths), []
         scores = torch.cat([s for s, _ in batches], dim=1)
         k = len(self.members)
         sums, samples = [], []
@@ -364,6 +398,12 @@ class Ensemble(BaseAnomalyModel):
             )
             samples.append(torch.cat([p[3].flatten() for p in parts]).float())
         self.normalizer.fit(list(scores), sums, samples)
+        member_paths = [member_training_paths(cfg) for cfg in self.member_configs]
+        self.normalizer.set_calibration(
+            scores.shape[1] if not paths else len(paths),
+            [None if p is None else len(p) for p in member_paths],
+            [None if p is None or not paths else len(p & paths) for p in member_paths],
+        )
 
     def results_info(self) -> dict:
         """What the ensemble's numbers depend on (written into results.json)."""
@@ -374,5 +414,5 @@ class Ensemble(BaseAnomalyModel):
                 {"name": n, "input_size": list(s), "weight": float(w)}
                 for n, s, w in zip(self.member_names, self.member_sizes, self.weights)
             ],
-            "normalised_on": "training images (normal) only",
+            "calibration": self.normalizer.calibration(),
         }

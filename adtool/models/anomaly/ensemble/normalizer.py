@@ -11,6 +11,10 @@ checkpoint carries them), what the members gave on the NORMAL TRAINING images:
   evenly spaced quantiles of a strided sample of the pixels (the ECDF of map values,
   linear between the quantiles).
 
+It also keeps what the statistics were computed on (the calibration): how many images,
+how many images each member was fitted on, and how many of the calibration images each
+member was fitted on (0 for every member: held-out images; -1: unknown).
+
 Nothing here sees a test image or a label.
 """
 
@@ -46,6 +50,10 @@ class MemberNormalizer(nn.Module):
         self.register_buffer("train_scores", torch.zeros(num_members, 0))
         self.register_buffer("map_table", torch.zeros(num_members, 0))
         self.register_buffer("fitted", torch.tensor(False))
+        # What the statistics were computed on (-1: unknown, e.g. an older checkpoint).
+        self.register_buffer("calibration_images", torch.tensor(-1))
+        self.register_buffer("member_images", torch.full((num_members,), -1))
+        self.register_buffer("shared_images", torch.full((num_members,), -1))
 
     # ------------------------------------------------------------------ fitting
 
@@ -89,12 +97,49 @@ class MemberNormalizer(nn.Module):
         self.map_table = tables
         self.fitted.fill_(True)
 
+    @torch.no_grad()
+    def set_calibration(
+        self, images: int, member_images: list[int | None], shared: list[int | None]
+    ) -> None:
+        """Record the calibration: ``images`` images; per member, the images it was fitted
+        on and how many of the calibration images are among them (None: unknown)."""
+        self.calibration_images.fill_(int(images))
+        for k in range(self.num_members):
+            self.member_images[k] = -1 if member_images[k] is None else int(member_images[k])
+            self.shared_images[k] = -1 if shared[k] is None else int(shared[k])
+
+    def calibration(self) -> dict:
+        """``{'kind', 'images', 'member_training_images', 'shared_with_members'}``: kind is
+        ``'holdout'`` when no member was fitted on any calibration image, ``'train'`` when
+        every member was fitted on all of them, ``'mixed'`` between, ``'unknown'`` when a
+        member's training images could not be listed (counts of -1 become None)."""
+        n = int(self.calibration_images)
+        seen = [int(v) for v in self.shared_images]
+        if n < 0 or any(v < 0 for v in seen):
+            kind = "unknown"
+        elif all(v == 0 for v in seen):
+            kind = "holdout"
+        elif all(v == n for v in seen):
+            kind = "train"
+        else:
+            kind = "mixed"
+        known = lambda v: None if v < 0 else v  # noqa: E731
+        return {
+            "kind": kind,
+            "images": known(n),
+            "member_training_images": [known(int(v)) for v in self.member_images],
+            "shared_with_members": [known(v) for v in seen],
+        }
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # The tables' sizes are only known after fitting: take the checkpoint's shapes.
         for name in ("train_scores", "map_table"):
             key = prefix + name
             if key in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[key]))
+        # Checkpoints written before the calibration was recorded: unknown.
+        for name in ("calibration_images", "member_images", "shared_images"):
+            state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), -1))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ scales
