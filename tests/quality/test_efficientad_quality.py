@@ -36,10 +36,16 @@ twill     random PDN             0.600        0.910        0.737  400    119
 The random rows are the same runs with ``model.teacher.weights=None``. On disk (easy)
 the distilled teacher beats the random one (image AUROC 0.92 vs 0.79, pixel 0.959 vs
 0.935) and the floors sit between the two. On twill (hard: subtle defects in a fine
-woven texture) it does not (my guess: a random PDN keeps fine high-frequency detail that
-the distilled, smoother features lose; without the penalty: 0.597 / 0.815 distilled vs 0.631
-/ 0.891 random, both 400 steps). The twill floors therefore guard the pipeline only (maps, border,
-quantile normalisation, held-out split), not the teacher's value.
+woven texture) it does not, so the twill floors guard the pipeline only (maps, border,
+quantile normalisation, held-out split), not the teacher's value. Why (issue 13,
+configs/efficientad/README.md "Twill: diagnosis"): at 128 px the weave has a 4-pixel
+period and even the teacher's own features separate the defects no better than a random
+PDN's (nearest-neighbour check 0.82 vs 0.85 image AUROC), while at 256 px they do
+(0.94 vs 0.87); the student also needs more than 400 steps to keep what the teacher sees
+(local map 0.56 -> 0.71 image AUROC at 1200 steps), and the autoencoder's map is weak on
+the weave. At 256 px (one run each) the distilled teacher gave 0.886 / 0.988 (image /
+pixel AUROC) on twill, a random one 0.897 / 0.983: not yet above random on image AUROC,
+and beyond this file's time budget on a CPU.
 """
 
 from pathlib import Path
