@@ -58,24 +58,6 @@ OVERRIDES = {
 }
 
 
-def export_configs() -> dict[str, str]:
-    """Method folder -> the config the export parity test uses (``*_sample``, else
-    ``*effnetlite0*``, else the first by name)."""
-    from mmengine.config import Config
-
-    from adtool.apis.config_index import list_configs
-
-    chosen: dict[str, tuple] = {}
-    for path in list_configs():
-        if Config.fromfile(str(path)).get("task", "anomaly") != "anomaly":
-            continue
-        rank = (0 if "sample" in path.stem else 1 if "effnetlite0" in path.stem else 2, path.stem)
-        best = chosen.get(path.parent.name)
-        if best is None or rank < best:
-            chosen[path.parent.name] = rank
-    return {method: stem for method, (_, stem) in sorted(chosen.items())}
-
-
 def _lifecycle(model, name: str) -> bool:
     return not getattr(getattr(type(model), name), "lifecycle_noop", False)
 
@@ -301,7 +283,9 @@ def main(argv=None) -> None:
     from adtool.registry import register_all_modules
 
     register_all_modules()
-    configs = export_configs()
+    from adtool.apis.config_index import one_config_per_method
+
+    configs = one_config_per_method()
     methods = list(configs) if args.methods == ["all"] else args.methods
     unknown = [m for m in methods if m not in configs]
     if unknown:

@@ -210,3 +210,20 @@ def task_of(cfg) -> str:
     if task not in TASKS:
         raise ConfigError(f"task '{task}' is not known; set task to one of {', '.join(TASKS)}")
     return task
+
+
+def one_config_per_method() -> dict[str, str]:
+    """Method folder -> the one anomaly config that stands for it in per-method checks and
+    benchmarks (export parity, export speed): its ``*_sample`` config, else an
+    ``*effnetlite0*`` one (the weights that ship here), else the first by name."""
+    from mmengine.config import Config
+
+    chosen: dict[str, tuple[int, str]] = {}
+    for path in list_configs():
+        if Config.fromfile(str(path)).get("task", "anomaly") != "anomaly":
+            continue
+        rank = (0 if "sample" in path.stem else 1 if "effnetlite0" in path.stem else 2, path.stem)
+        best = chosen.get(path.parent.name)
+        if best is None or rank < best:
+            chosen[path.parent.name] = rank
+    return {method: stem for method, (_, stem) in sorted(chosen.items())}

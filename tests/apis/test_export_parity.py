@@ -22,7 +22,7 @@ from integration_helpers import tiny
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from adtool.apis.config_index import list_configs
+from adtool.apis.config_index import list_configs, one_config_per_method
 from adtool.deploy import OnnxInferencer, export_blocker, export_onnx
 from adtool.errors import ConfigError
 from adtool.models.anomaly.base import BaseAnomalyModel, MemoryBankModel
@@ -41,19 +41,7 @@ def _tolerance(values: np.ndarray, relative: float) -> float:
     return relative * scale
 
 
-def _one_config_per_method() -> list[str]:
-    chosen: dict[str, tuple] = {}
-    for path in list_configs():
-        if Config.fromfile(str(path)).get("task", "anomaly") != "anomaly":
-            continue
-        rank = (0 if "sample" in path.stem else 1 if "effnetlite0" in path.stem else 2, path.stem)
-        best = chosen.get(path.parent.name)
-        if best is None or rank < best:
-            chosen[path.parent.name] = rank
-    return sorted(stem for _, stem in chosen.values())
-
-
-CONFIGS = _one_config_per_method()
+CONFIGS = sorted(one_config_per_method().values())
 
 
 @pytest.fixture(scope="module")
