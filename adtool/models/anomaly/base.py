@@ -275,13 +275,14 @@ class BaseAnomalyModel(BaseModel):
         raise NotImplementedError(f"{type(self).__name__} does not split its loss")
 
     @classmethod
+    def _implements(cls, *names: str) -> bool:
+        """True when the method overrides every one of these base methods."""
+        return all(getattr(cls, n) is not getattr(BaseAnomalyModel, n) for n in names)
+
+    @classmethod
     def splits_frozen_features(cls) -> bool:
         """True when the method implements :meth:`frozen_features` and its loss tail."""
-        base = BaseAnomalyModel
-        return (
-            cls.frozen_features is not base.frozen_features
-            and cls.loss_from_features is not base.loss_from_features
-        )
+        return cls._implements("frozen_features", "loss_from_features")
 
     def outputs_from_features(
         self, features: torch.Tensor | Sequence[torch.Tensor], inputs: torch.Tensor
@@ -297,11 +298,7 @@ class BaseAnomalyModel(BaseModel):
     @classmethod
     def splits_eval_features(cls) -> bool:
         """True when :meth:`anomaly_outputs` is :meth:`outputs_from_features` of the frozen part."""
-        base = BaseAnomalyModel
-        return (
-            cls.frozen_features is not base.frozen_features
-            and cls.outputs_from_features is not base.outputs_from_features
-        )
+        return cls._implements("frozen_features", "outputs_from_features")
 
     def feature_cache_refusal(self) -> str | None:
         """Why the frozen features of this model may not be cached, None when they may.
